@@ -1,0 +1,438 @@
+//! ABI syscall tables: one YAML file per ABI, loaded and validated.
+
+use crate::diag::{Diagnostic, Errors};
+use crate::yaml::{self, Lines};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Byte order of an ABI (and of its kernel's `struct seccomp_data`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Endian {
+    /// Least significant byte first.
+    Little,
+    /// Most significant byte first.
+    Big,
+}
+
+/// Calling-convention flag folded into an AUDIT_ARCH value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Convention {
+    /// No flag.
+    #[default]
+    None,
+    /// `__AUDIT_ARCH_CONVENTION_MIPS64_N32` (0x20000000).
+    Mips64N32,
+}
+
+/// Where the importer finds an ABI's numbers in a kernel tree: either `table` + `tags`
+/// (optionally `private_header`), or `generic`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRecipe {
+    /// Path of a kernel `.tbl` file in the tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// Rows of `table` whose ABI column is one of these are taken.
+    #[serde(default, deserialize_with = "scalars", skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// A uapi header whose `__ARM_NR_*` private calls are added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_header: Option<String>,
+    /// An asm-generic ABI (arm64, riscv, loongarch, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generic: Option<GenericRecipe>,
+}
+
+/// Deserializes a list of YAML scalars (`[common, 64]`) as strings.
+pub(crate) fn scalars<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        S(String),
+        N(u64),
+    }
+    let v: Vec<Scalar> = Vec::deserialize(d)?;
+    Ok(v.into_iter().map(|s| match s {
+        Scalar::S(s) => s,
+        Scalar::N(n) => n.to_string(),
+    }).collect())
+}
+
+/// An asm-generic ABI's inputs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenericRecipe {
+    /// 32 or 64.
+    pub bits: u32,
+    /// `arch/<arch>/kernel/Makefile.syscalls` (6.11+ trees).
+    pub makefile: String,
+    /// `arch/<arch>/include/uapi/asm/unistd.h` (older trees: its `__ARCH_WANT_*`).
+    pub uapi: String,
+}
+
+/// Provenance of an ABI's numbers, written by the importer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// Kernel release of the tree, e.g. `6.12.117`.
+    pub kernel: String,
+    /// The file the numbers were read from.
+    pub file: String,
+    /// The ABI tags applied.
+    #[serde(default, deserialize_with = "scalars")]
+    pub tags: Vec<String>,
+}
+
+/// One ABI file exactly as written in YAML.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AbiFile {
+    abi: String,
+    audit_arch: u32,
+    elf_machine: u32,
+    bits: u32,
+    endian: Endian,
+    #[serde(default)]
+    convention: Convention,
+    nr_base: u32,
+    nr_limit: u32,
+    import: ImportRecipe,
+    source: Option<Source>,
+    #[serde(default)]
+    syscalls: BTreeMap<String, u32>,
+    #[serde(default)]
+    unimplemented: Vec<String>,
+}
+
+/// A validated ABI: its AUDIT_ARCH facts and every syscall name -> number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Abi {
+    /// The ABI's name (also its file name), e.g. `x86_64`, `x32`, `mips64n32el`.
+    pub name: String,
+    /// The AUDIT_ARCH value seccomp reports.
+    pub audit_arch: u32,
+    /// ELF `e_machine`.
+    pub elf_machine: u32,
+    /// 32 or 64.
+    pub bits: u32,
+    /// Byte order of `struct seccomp_data` for this ABI.
+    pub endian: Endian,
+    /// AUDIT_ARCH convention flag.
+    pub convention: Convention,
+    /// Added to each table number to get what seccomp sees.
+    pub nr_base: u32,
+    /// Every table number is below this.
+    pub nr_limit: u32,
+    /// How to re-import the numbers.
+    pub import: ImportRecipe,
+    /// Where the numbers came from.
+    pub source: Option<Source>,
+    /// Syscall name -> table number (seccomp sees `nr_base + n`).
+    pub syscalls: BTreeMap<String, u32>,
+    /// Names numbered in the kernel table without an entry point.
+    pub unimplemented: Vec<String>,
+    /// The file this ABI was loaded from.
+    pub file: PathBuf,
+    pub(crate) lines: Lines,
+}
+
+impl Abi {
+    /// The number seccomp sees for `name`, if this ABI has it.
+    pub fn nr(&self, name: &str) -> Option<u32> {
+        self.syscalls.get(name).map(|n| self.nr_base + n)
+    }
+
+    /// The numbers seccomp may see for this ABI: `[nr_base, nr_base + nr_limit)`.
+    pub fn nr_range(&self) -> std::ops::Range<u64> {
+        u64::from(self.nr_base)..u64::from(self.nr_base) + u64::from(self.nr_limit)
+    }
+
+    /// The AUDIT_ARCH implied by the ELF facts.
+    pub fn derived_audit_arch(&self) -> u32 {
+        derive_audit_arch(self.elf_machine, self.bits, self.endian, self.convention)
+    }
+
+    /// 1-based line of a syscall's entry.
+    pub fn line_of(&self, name: &str) -> Option<usize> {
+        self.lines.word_in("syscalls", name)
+    }
+
+    /// Kernel release the numbers were imported from, or `unknown`.
+    pub fn kernel(&self) -> &str {
+        self.source.as_ref().map_or("unknown", |s| s.kernel.as_str())
+    }
+}
+
+/// `AUDIT_ARCH_* = EM_* | 64-bit | little-endian | convention`, as `include/uapi/linux/audit.h`.
+pub fn derive_audit_arch(elf_machine: u32, bits: u32, endian: Endian, convention: Convention) -> u32 {
+    let mut v = elf_machine;
+    if bits == 64 {
+        v |= 0x8000_0000;
+    }
+    if endian == Endian::Little {
+        v |= 0x4000_0000;
+    }
+    if convention == Convention::Mips64N32 {
+        v |= 0x2000_0000;
+    }
+    v
+}
+
+/// All ABIs of a tables directory, sorted by name.
+#[derive(Clone, Debug, Default)]
+pub struct Tables {
+    /// The ABIs, sorted by name.
+    pub abis: Vec<Abi>,
+}
+
+impl Tables {
+    /// Loads and validates every `*.yaml` file of `dir` (not its subdirectories).
+    pub fn load_dir(dir: &Path) -> Result<Tables, Errors> {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| Diagnostic::at(dir, None, format!("cannot read tables directory: {e}")))?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml") && p.is_file())
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(Diagnostic::at(dir, None, "no ABI tables (*.yaml) in this directory").into());
+        }
+        let mut errors = Errors::default();
+        let mut texts = Vec::new();
+        for f in files {
+            match std::fs::read_to_string(&f) {
+                Ok(t) => texts.push((f, t)),
+                Err(e) => errors.push(Diagnostic::at(&f, None, format!("cannot read: {e}"))),
+            }
+        }
+        let tables = Tables::parse(texts.iter().map(|(f, t)| (f.as_path(), t.as_str())));
+        match tables {
+            Ok(t) if errors.is_empty() => Ok(t),
+            Ok(_) => Err(errors),
+            Err(e) => {
+                errors.0.extend(e.0);
+                Err(errors)
+            }
+        }
+    }
+
+    /// Parses and validates ABI files given as (path, text); all errors at once.
+    pub fn parse<'a>(files: impl IntoIterator<Item = (&'a Path, &'a str)>) -> Result<Tables, Errors> {
+        let mut errors = Errors::default();
+        let mut abis = Vec::new();
+        for (path, text) in files {
+            match yaml::parse::<AbiFile>(path, text) {
+                Ok(p) => abis.push(validate_abi(path, p.value, p.lines, &mut errors)),
+                Err(e) => errors.0.extend(e.0),
+            }
+        }
+        abis.sort_by(|a, b| a.name.cmp(&b.name));
+        check_across(&abis, &mut errors);
+        errors.into_result(Tables { abis })
+    }
+
+    /// The ABI called `name`.
+    pub fn get(&self, name: &str) -> Option<&Abi> {
+        self.abis.iter().find(|a| a.name == name)
+    }
+
+    /// Keeps only the named ABIs; an unknown name is an error with a suggestion.
+    pub fn select(&self, names: &[String]) -> Result<Tables, Errors> {
+        let mut errors = Errors::default();
+        let mut abis = Vec::new();
+        for n in names {
+            match self.get(n) {
+                Some(a) if !abis.iter().any(|b: &Abi| b.name == a.name) => abis.push(a.clone()),
+                Some(_) => {}
+                None => errors.push(Diagnostic::bare(unknown_abi_message(n, self))),
+            }
+        }
+        abis.sort_by(|a, b| a.name.cmp(&b.name));
+        errors.into_result(Tables { abis })
+    }
+
+    /// The syscall name that `(audit_arch, nr)` denotes, with its ABI.
+    pub fn lookup(&self, audit_arch: u32, nr: u32) -> Option<(&Abi, &str)> {
+        self.abis.iter().filter(|a| a.audit_arch == audit_arch).find_map(|a| {
+            let n = nr.checked_sub(a.nr_base)?;
+            a.syscalls.iter().find(|(_, v)| **v == n).map(|(k, _)| (a, k.as_str()))
+        })
+    }
+
+    /// The distinct AUDIT_ARCH values, in ABI-name order of first appearance.
+    pub fn audit_arches(&self) -> Vec<u32> {
+        let mut out: Vec<u32> = Vec::new();
+        for a in &self.abis {
+            if !out.contains(&a.audit_arch) {
+                out.push(a.audit_arch);
+            }
+        }
+        out
+    }
+}
+
+/// `unknown ABI "x"`, with the closest name.
+pub(crate) fn unknown_abi_message(name: &str, tables: &Tables) -> String {
+    let mut m = format!("unknown ABI `{name}`");
+    if let Some(s) = crate::diag::did_you_mean(name, tables.abis.iter().map(|a| a.name.as_str())) {
+        m.push_str(&format!(" (did you mean `{s}`?)"));
+    }
+    m
+}
+
+fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> Abi {
+    let at = |key: &str| lines.top_key(key);
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    if f.abi != stem {
+        errors.push(Diagnostic::at(path, at("abi"), format!("ABI `{}` is in a file named `{stem}.yaml`", f.abi)));
+    }
+    if f.bits != 32 && f.bits != 64 {
+        errors.push(Diagnostic::at(path, at("bits"), format!("ABI `{}`: bits must be 32 or 64, not {}", f.abi, f.bits)));
+    }
+    let derived = derive_audit_arch(f.elf_machine, f.bits, f.endian, f.convention);
+    if derived != f.audit_arch {
+        errors.push(Diagnostic::at(
+            path,
+            at("audit_arch"),
+            format!(
+                "ABI `{}`: audit_arch {:#x} disagrees with its ELF facts (elf_machine {}, {}-bit, {:?}-endian, convention {:?} give {:#x})",
+                f.abi, f.audit_arch, f.elf_machine, f.bits, f.endian, f.convention, derived
+            ),
+        ));
+    }
+    if u64::from(f.nr_base) + u64::from(f.nr_limit) > 1 << 31 {
+        errors.push(Diagnostic::at(path, at("nr_limit"), format!("ABI `{}`: nr_base + nr_limit exceeds 2^31", f.abi)));
+    }
+    let recipe_ok = match (&f.import.table, &f.import.generic) {
+        (Some(_), None) => !f.import.tags.is_empty(),
+        (None, Some(_)) => f.import.tags.is_empty() && f.import.private_header.is_none(),
+        _ => false,
+    };
+    if !recipe_ok {
+        errors.push(Diagnostic::at(
+            path,
+            at("import"),
+            format!("ABI `{}`: import needs either `table` with `tags` (and optionally `private_header`), or `generic`", f.abi),
+        ));
+    }
+    let mut by_nr: BTreeMap<u32, &str> = BTreeMap::new();
+    for (name, &n) in &f.syscalls {
+        if n >= f.nr_limit {
+            errors.push(Diagnostic::at(
+                path,
+                lines.word_in("syscalls", name),
+                format!("ABI `{}`: syscall `{name}` has number {n}, outside the ABI's range 0..{}", f.abi, f.nr_limit),
+            ));
+        }
+        if let Some(first) = by_nr.insert(n, name) {
+            // Report on the later line of the two.
+            let (l1, l2) = (lines.word_in("syscalls", first), lines.word_in("syscalls", name));
+            let (a, b) = if l1 <= l2 { (first, name.as_str()) } else { (name.as_str(), first) };
+            errors.push(Diagnostic::at(
+                path,
+                l1.max(l2),
+                format!("ABI `{}`: syscall `{b}` has number {n}, already used by `{a}`", f.abi),
+            ));
+        }
+    }
+    for name in &f.unimplemented {
+        if !f.syscalls.contains_key(name) {
+            errors.push(Diagnostic::at(
+                path,
+                lines.word_in("unimplemented", name),
+                format!("ABI `{}`: unimplemented syscall `{name}` is not in `syscalls`", f.abi),
+            ));
+        }
+    }
+    Abi {
+        name: f.abi,
+        audit_arch: f.audit_arch,
+        elf_machine: f.elf_machine,
+        bits: f.bits,
+        endian: f.endian,
+        convention: f.convention,
+        nr_base: f.nr_base,
+        nr_limit: f.nr_limit,
+        import: f.import,
+        source: f.source,
+        syscalls: f.syscalls,
+        unimplemented: f.unimplemented,
+        file: path.to_path_buf(),
+        lines,
+    }
+}
+
+/// Checks between ABIs: unique names, and disjoint number ranges under one AUDIT_ARCH.
+fn check_across(abis: &[Abi], errors: &mut Errors) {
+    for (i, a) in abis.iter().enumerate() {
+        for b in &abis[i + 1..] {
+            if a.name == b.name {
+                errors.push(Diagnostic::at(&b.file, b.lines.top_key("abi"), format!("ABI `{}` is also defined in {}", b.name, a.file.display())));
+            } else if a.audit_arch == b.audit_arch {
+                let (ra, rb) = (a.nr_range(), b.nr_range());
+                if ra.start < rb.end && rb.start < ra.end {
+                    errors.push(Diagnostic::at(
+                        &b.file,
+                        b.lines.top_key("nr_base"),
+                        format!(
+                            "ABI `{}` shares AUDIT_ARCH {:#x} with `{}` and their number ranges overlap ({:#x}..{:#x} and {:#x}..{:#x})",
+                            b.name, b.audit_arch, a.name, rb.start, rb.end, ra.start, ra.end
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const X86_64: &str = "abi: x86_64\naudit_arch: 0xc000003e\nelf_machine: 62\nbits: 64\nendian: little\nnr_base: 0\nnr_limit: 1024\nimport:\n  table: arch/x86/entry/syscalls/syscall_64.tbl\n  tags: [common, 64]\nsyscalls:\n  read: 0\n  chown: 92\n  setuid: 105\n";
+
+    fn parse_one(name: &str, text: &str) -> Result<Tables, Errors> {
+        Tables::parse([(Path::new(name), text)])
+    }
+
+    #[test]
+    fn loads_a_valid_table() {
+        let t = parse_one("x86_64.yaml", X86_64).unwrap();
+        assert_eq!(t.abis[0].nr("chown"), Some(92));
+        assert_eq!(t.lookup(0xc000003e, 105).map(|(_, n)| n), Some("setuid"));
+    }
+
+    #[test]
+    fn duplicate_number_names_file_line_and_both_syscalls() {
+        let text = X86_64.replace("setuid: 105", "setuid: 92");
+        let err = parse_one("x86_64.yaml", &text).unwrap_err();
+        assert_eq!(err.to_string(), "x86_64.yaml:14: ABI `x86_64`: syscall `setuid` has number 92, already used by `chown`");
+    }
+
+    #[test]
+    fn number_outside_range_and_bad_audit_arch_are_all_reported() {
+        let text = X86_64.replace("setuid: 105", "setuid: 4000").replace("0xc000003e", "0x4000003e");
+        let err = parse_one("x86_64.yaml", &text).unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert!(err.0[0].to_string().starts_with("x86_64.yaml:2: ABI `x86_64`: audit_arch 0x4000003e disagrees"), "{err}");
+        assert_eq!(err.0[1].to_string(), "x86_64.yaml:14: ABI `x86_64`: syscall `setuid` has number 4000, outside the ABI's range 0..1024");
+    }
+
+    #[test]
+    fn duplicate_key_is_rejected() {
+        let text = X86_64.replace("setuid: 105", "setuid: 105\n  chown: 93");
+        let err = parse_one("x86_64.yaml", &text).unwrap_err();
+        assert_eq!(err.to_string(), "x86_64.yaml:15: syscalls: duplicate entry with key \"chown\"");
+    }
+
+    #[test]
+    fn overlapping_ranges_under_one_audit_arch() {
+        let x32 = X86_64.replace("abi: x86_64", "abi: x32").replace("nr_base: 0", "nr_base: 512");
+        let err = Tables::parse([(Path::new("x86_64.yaml"), X86_64), (Path::new("x32.yaml"), x32.as_str())]).unwrap_err();
+        assert!(err.to_string().contains("shares AUDIT_ARCH 0xc000003e with `x32` and their number ranges overlap"), "{err}");
+    }
+}
