@@ -1,0 +1,46 @@
+//! The `rootemu` command line: tables, filters, and running commands under root emulation.
+
+mod filter;
+mod run;
+mod tables;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Verified seccomp filters from per-ABI syscall tables, and unprivileged root emulation.
+#[derive(Parser)]
+#[command(name = "rootemu", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import, check and compare syscall tables.
+    #[command(subcommand)]
+    Tables(tables::TablesCmd),
+    /// Build, show, simulate and export filters.
+    #[command(subcommand)]
+    Filter(filter::FilterCmd),
+    /// Run a command in a user namespace under root emulation.
+    Run(run::RunArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Tables(c) => tables::main(c),
+        Command::Filter(c) => filter::main(c),
+        Command::Run(a) => run::main(a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            for line in e.lines() {
+                eprintln!("rootemu: {line}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
