@@ -1,6 +1,8 @@
 //! rootemu's code generator: syscall tables and policies in, a verified seccomp BPF program out.
 
+pub mod bpf;
 pub mod diag;
+pub mod policy;
 pub mod table;
 mod yaml;
 

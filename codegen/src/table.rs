@@ -390,7 +390,7 @@ fn check_across(abis: &[Abi], errors: &mut Errors) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) const X86_64: &str = "abi: x86_64\naudit_arch: 0xc000003e\nelf_machine: 62\nbits: 64\nendian: little\nnr_base: 0\nnr_limit: 1024\nimport:\n  table: arch/x86/entry/syscalls/syscall_64.tbl\n  tags: [common, 64]\nsyscalls:\n  read: 0\n  chown: 92\n  setuid: 105\n";

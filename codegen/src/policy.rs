@@ -1,0 +1,290 @@
+//! Policies: which syscalls get which action, by name (never by number), and their meaning.
+
+use crate::bpf::Action;
+use crate::diag::{Diagnostic, Errors, did_you_mean};
+use crate::table::Tables;
+use crate::yaml::{self, Lines};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    policy: String,
+    #[serde(default)]
+    description: Option<String>,
+    default: String,
+    unknown_abi: String,
+    #[serde(default)]
+    constants: BTreeMap<String, u32>,
+    rules: Vec<RuleFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    action: String,
+    syscalls: Vec<String>,
+    #[serde(default)]
+    when_any: Vec<Vec<AtomFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AtomFile {
+    arg: u32,
+    #[serde(default)]
+    mask: Option<Operand>,
+    #[serde(default)]
+    eq: Option<Operand>,
+    #[serde(default)]
+    ne: Option<Operand>,
+}
+
+/// A number, or the name of one of the policy's `constants`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Operand {
+    Number(u32),
+    Name(String),
+}
+
+/// How an atom compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cmp {
+    /// `(arg & mask) == value`.
+    Eq,
+    /// `(arg & mask) != value`.
+    Ne,
+}
+
+/// One test of a syscall argument's low 32 bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Atom {
+    /// Argument index, 0..6.
+    pub arg: u32,
+    /// Bits compared.
+    pub mask: u32,
+    /// Comparison.
+    pub cmp: Cmp,
+    /// Value compared with.
+    pub value: u32,
+}
+
+impl Atom {
+    /// Whether the atom holds for an argument (only its low 32 bits count).
+    pub fn holds(&self, arg: u64) -> bool {
+        let v = (arg as u32) & self.mask;
+        (v == self.value) == (self.cmp == Cmp::Eq)
+    }
+}
+
+/// One rule: an action for some syscalls, optionally only when a condition holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// What happens.
+    pub action: Action,
+    /// Syscall names the rule covers.
+    pub syscalls: Vec<String>,
+    /// Alternatives (any may hold) of conjunctions (all must hold); empty: always.
+    pub when_any: Vec<Vec<Atom>>,
+    /// 1-based line of the rule in the policy file.
+    pub line: Option<usize>,
+}
+
+impl Rule {
+    /// Whether the rule's condition holds for these arguments.
+    pub fn applies(&self, args: &[u64; 6]) -> bool {
+        self.when_any.is_empty() || self.when_any.iter().any(|all| all.iter().all(|a| a.holds(args[a.arg as usize])))
+    }
+}
+
+/// A validated policy.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// The policy's name.
+    pub name: String,
+    /// What it is for.
+    pub description: Option<String>,
+    /// Action for syscalls no rule covers.
+    pub default: Action,
+    /// Action for an AUDIT_ARCH the tables do not know.
+    pub unknown_abi: Action,
+    /// Rules, first match wins.
+    pub rules: Vec<Rule>,
+    /// The file it was loaded from.
+    pub file: PathBuf,
+}
+
+impl Policy {
+    /// Loads a policy file and checks it against the tables; all errors at once.
+    pub fn load(path: &Path, tables: &Tables) -> Result<Policy, Errors> {
+        let text = std::fs::read_to_string(path).map_err(|e| Diagnostic::at(path, None, format!("cannot read policy: {e}")))?;
+        Policy::parse(path, &text, tables)
+    }
+
+    /// Parses a policy's text (from `path`) and checks it against the tables.
+    pub fn parse(path: &Path, text: &str, tables: &Tables) -> Result<Policy, Errors> {
+        let parsed = yaml::parse::<PolicyFile>(path, text)?;
+        validate(path, parsed.value, &parsed.lines, tables)
+    }
+
+    /// The rules that name `syscall`, in order.
+    pub fn rules_for<'a>(&'a self, syscall: &'a str) -> impl Iterator<Item = &'a Rule> + 'a {
+        self.rules.iter().filter(move |r| r.syscalls.iter().any(|s| s == syscall))
+    }
+
+    /// The policy's meaning for a syscall name (`None`: a number no table names) and its arguments.
+    pub fn verdict(&self, syscall: Option<&str>, args: &[u64; 6]) -> Action {
+        syscall
+            .and_then(|name| self.rules_for(name).find(|r| r.applies(args)))
+            .map_or(self.default, |r| r.action)
+    }
+
+    /// Every syscall name the policy mentions.
+    pub fn names(&self) -> BTreeSet<&str> {
+        self.rules.iter().flat_map(|r| r.syscalls.iter().map(String::as_str)).collect()
+    }
+
+    /// Whether the verdict for `syscall` may depend on its arguments.
+    pub fn looks_at_args(&self, syscall: &str) -> bool {
+        self.rules_for(syscall).any(|r| !r.when_any.is_empty())
+    }
+}
+
+fn validate(path: &Path, f: PolicyFile, lines: &Lines, tables: &Tables) -> Result<Policy, Errors> {
+    let mut errors = Errors::default();
+    let action = |s: &str, line: Option<usize>, errors: &mut Errors| {
+        Action::parse(s).unwrap_or_else(|| {
+            errors.push(Diagnostic::at(
+                path,
+                line,
+                format!("unknown action `{s}` (expected allow, fake_success, errno N, kill_process, kill_thread, trap, log or trace N)"),
+            ));
+            Action::Allow
+        })
+    };
+    let default = action(&f.default, lines.top_key("default"), &mut errors);
+    let unknown_abi = action(&f.unknown_abi, lines.top_key("unknown_abi"), &mut errors);
+    let known: BTreeSet<&str> = tables.abis.iter().flat_map(|a| a.syscalls.keys().map(String::as_str)).collect();
+    let item_lines = lines.items_of("rules");
+    let mut rules = Vec::new();
+    for (i, r) in f.rules.into_iter().enumerate() {
+        let line = item_lines.get(i).copied();
+        let rule_action = action(&r.action, line, &mut errors);
+        let mut seen = BTreeSet::new();
+        for name in &r.syscalls {
+            let at = line.and_then(|l| lines.word_from(l, name)).or(line);
+            if !seen.insert(name.as_str()) {
+                errors.push(Diagnostic::at(path, at, format!("syscall `{name}` is listed twice in this rule")));
+            } else if !known.contains(name.as_str()) {
+                let mut m = format!("syscall `{name}` exists on no ABI in the tables");
+                if let Some(s) = did_you_mean(name, known.iter().copied()) {
+                    m.push_str(&format!(" (did you mean `{s}`?)"));
+                }
+                errors.push(Diagnostic::at(path, at, m));
+            }
+        }
+        let mut when_any = Vec::new();
+        for all in r.when_any {
+            let mut conj = Vec::new();
+            for a in all {
+                let mut operand = |o: Operand, what: &str| match o {
+                    Operand::Number(n) => Some(n),
+                    Operand::Name(n) => f.constants.get(&n).copied().or_else(|| {
+                        let mut m = format!("unknown constant `{n}` in `{what}`");
+                        if let Some(s) = did_you_mean(&n, f.constants.keys().map(String::as_str)) {
+                            m.push_str(&format!(" (did you mean `{s}`?)"));
+                        }
+                        errors.push(Diagnostic::at(path, line.and_then(|l| lines.word_from(l, &n)).or(line), m));
+                        None
+                    }),
+                };
+                let mask = a.mask.map_or(Some(u32::MAX), |m| operand(m, "mask"));
+                let (cmp, value) = match (a.eq, a.ne) {
+                    (Some(v), None) => (Cmp::Eq, operand(v, "eq")),
+                    (None, Some(v)) => (Cmp::Ne, operand(v, "ne")),
+                    _ => {
+                        errors.push(Diagnostic::at(path, line, "a condition needs exactly one of `eq` and `ne`"));
+                        continue;
+                    }
+                };
+                if a.arg > 5 {
+                    errors.push(Diagnostic::at(path, line, format!("argument index {} is out of range (syscalls have args 0..5)", a.arg)));
+                    continue;
+                }
+                let (Some(mask), Some(value)) = (mask, value) else { continue };
+                if value & !mask != 0 {
+                    errors.push(Diagnostic::at(path, line, format!("condition on arg {}: value {value:#o} has bits outside mask {mask:#o}, so it never matches", a.arg)));
+                }
+                conj.push(Atom { arg: a.arg, mask, cmp, value });
+            }
+            when_any.push(conj);
+        }
+        rules.push(Rule { action: rule_action, syscalls: r.syscalls, when_any, line });
+    }
+    errors.into_result(Policy { name: f.policy, description: f.description, default, unknown_abi, rules, file: path.to_path_buf() })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::table::Tables;
+
+    pub(crate) const POLICY: &str = "\
+policy: test
+default: allow
+unknown_abi: kill_process
+constants:
+  S_IFMT: 0o170000
+  S_IFCHR: 0o020000
+  S_IFBLK: 0o060000
+rules:
+  - action: fake_success
+    syscalls: [chown, setuid]
+  - action: fake_success
+    syscalls: [mknod]
+    when_any:
+      - [{arg: 1, mask: S_IFMT, eq: S_IFBLK}]
+      - [{arg: 1, mask: S_IFMT, eq: S_IFCHR}, {arg: 2, ne: 0}]
+";
+
+    pub(crate) fn tables() -> Tables {
+        let x86 = crate::table::tests::X86_64.replace("  setuid: 105\n", "  setuid: 105\n  mknod: 133\n");
+        Tables::parse([(Path::new("x86_64.yaml"), x86.as_str())]).unwrap()
+    }
+
+    #[test]
+    fn meaning_of_the_mknod_rule() {
+        let p = Policy::parse(Path::new("p.yaml"), POLICY, &tables()).unwrap();
+        let args = |mode: u64, dev: u64| [0, mode, dev, 0, 0, 0];
+        assert_eq!(p.verdict(Some("mknod"), &args(0o020644, 0x0103)), Action::Errno(0));
+        assert_eq!(p.verdict(Some("mknod"), &args(0o060600, 0)), Action::Errno(0));
+        assert_eq!(p.verdict(Some("mknod"), &args(0o020000, 0)), Action::Allow, "whiteout goes to the kernel");
+        assert_eq!(p.verdict(Some("mknod"), &args(0o010644, 7)), Action::Allow, "FIFO goes to the kernel");
+        assert_eq!(p.verdict(Some("mknod"), &args(0xdead_beef_0000_0000 | 0o020644, 0xffff_ffff_0000_0000)), Action::Allow, "only the low half counts");
+        assert_eq!(p.verdict(Some("chown"), &[0; 6]), Action::Errno(0));
+        assert_eq!(p.verdict(None, &[0; 6]), Action::Allow);
+    }
+
+    #[test]
+    fn unknown_names_are_reported_with_line_and_suggestion() {
+        let text = POLICY.replace("[chown, setuid]", "[chown, setiud]").replace("mask: S_IFMT, eq: S_IFBLK", "mask: S_IFMTT, eq: S_IFBLK");
+        let err = Policy::parse(Path::new("p.yaml"), &text, &tables()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "p.yaml:10: syscall `setiud` exists on no ABI in the tables (did you mean `setuid`?)\n\
+             p.yaml:14: unknown constant `S_IFMTT` in `mask` (did you mean `S_IFMT`?)"
+        );
+    }
+
+    #[test]
+    fn bad_actions_and_conditions_are_all_reported() {
+        let text = POLICY.replace("default: allow", "default: alow").replace("{arg: 2, ne: 0}", "{arg: 7, ne: 0}");
+        let err = Policy::parse(Path::new("p.yaml"), &text, &tables()).unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert!(err.0[0].to_string().starts_with("p.yaml:2: unknown action `alow`"), "{err}");
+        assert!(err.0[1].to_string().starts_with("p.yaml:11: argument index 7 is out of range"), "{err}");
+    }
+}
