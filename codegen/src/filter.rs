@@ -1,0 +1,74 @@
+//! A verified filter: tables + policy compiled, checked by the verifier and proved by simulation.
+
+use crate::bpf::Insn;
+use crate::diag::Errors;
+use crate::policy::Policy;
+use crate::proof::{self, Proof};
+use crate::table::Tables;
+use crate::{compile, disasm, verifier};
+use std::path::Path;
+
+/// The inputs of a filter: a tables directory, a policy file, optionally a subset of ABIs.
+#[derive(Clone, Debug)]
+pub struct Inputs<'a> {
+    /// Directory of `<abi>.yaml` files.
+    pub tables: &'a Path,
+    /// Policy file.
+    pub policy: &'a Path,
+    /// Only these ABIs (all when empty).
+    pub abis: &'a [String],
+}
+
+/// A program that passed the verifier and the proof, with what it was built from.
+#[derive(Clone, Debug)]
+pub struct Filter {
+    /// The ABIs covered.
+    pub tables: Tables,
+    /// The policy implemented.
+    pub policy: Policy,
+    /// The BPF program.
+    pub program: Vec<Insn>,
+    /// What the proof checked.
+    pub proof: Proof,
+}
+
+impl Filter {
+    /// Loads, validates, compiles, verifies and proves; every error found is returned.
+    pub fn build(inputs: &Inputs) -> Result<Filter, Errors> {
+        let tables = Tables::load_dir(inputs.tables)?;
+        let mut errors = Errors::default();
+        // The policy and the ABI selection are checked together, so all errors show at once.
+        let policy = Policy::load(inputs.policy, &tables);
+        let tables = if inputs.abis.is_empty() { Ok(tables) } else { tables.select(inputs.abis) };
+        let (policy, tables) = match (policy, tables) {
+            (Ok(p), Ok(t)) => (p, t),
+            (p, t) => {
+                errors.0.extend(p.err().into_iter().flat_map(|e| e.0));
+                errors.0.extend(t.err().into_iter().flat_map(|e| e.0));
+                return Err(errors);
+            }
+        };
+        Filter::from_parts(tables, policy)
+    }
+
+    /// Compiles, verifies and proves already loaded inputs.
+    pub fn from_parts(tables: Tables, policy: Policy) -> Result<Filter, Errors> {
+        let program = compile::compile(&tables, &policy)?;
+        verifier::verify(&program)?;
+        let proof = proof::prove(&program, &tables, &policy)?;
+        Ok(Filter { tables, policy, program, proof })
+    }
+
+    /// The symbolic listing.
+    pub fn listing(&self) -> String {
+        disasm::disassemble(&self.program, &self.tables)
+    }
+
+    /// The kernel release of the tables (all ABIs), e.g. `6.12.117`, or a list when they differ.
+    pub fn kernel(&self) -> String {
+        let mut k: Vec<&str> = self.tables.abis.iter().map(|a| a.kernel()).collect();
+        k.sort_unstable();
+        k.dedup();
+        k.join(", ")
+    }
+}

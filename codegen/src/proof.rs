@@ -1,0 +1,211 @@
+//! The self-proof: the program's verdict equals the policy's meaning, computed straight from
+//! the tables, for every ABI x every number x every relevant argument class; plus kernel
+//! action-cache eligibility of every number allowed without looking at arguments.
+
+use crate::bpf::{Action, Insn};
+use crate::diag::{Diagnostic, Errors};
+use crate::policy::Policy;
+use crate::sim::{self, SeccompData};
+use crate::table::Tables;
+use std::collections::{BTreeSet, HashMap};
+
+/// Numbers swept per ABI, from its base.
+pub const SWEEP: u32 = 65536;
+const HIGH_HALVES: [u64; 3] = [0, 0xdead_beef, 0o020644];
+const MAX_REPORTED: usize = 12;
+
+/// What the proof checked for one ABI, and the path lengths it saw.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AbiProof {
+    /// ABI name.
+    pub abi: String,
+    /// Distinct syscall numbers checked.
+    pub numbers: usize,
+    /// (number, arguments) cases simulated.
+    pub cases: usize,
+    /// Longest path (instructions executed) over all cases.
+    pub worst_path: usize,
+    /// Mean path over the ABI's syscalls (arguments zero).
+    pub mean_path: f64,
+    /// Numbers allowed without looking at arguments: all must be action-cache eligible.
+    pub cacheable: usize,
+}
+
+/// The proof's report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Proof {
+    /// Per ABI, in table order.
+    pub abis: Vec<AbiProof>,
+    /// Cases with an AUDIT_ARCH no table has.
+    pub unknown_arch_cases: usize,
+}
+
+/// The policy's meaning for a raw `(arch, nr, args)`, from the tables alone.
+struct Reference<'a> {
+    names: HashMap<(u32, u32), &'a str>,
+    arches: BTreeSet<u32>,
+    policy: &'a Policy,
+}
+
+impl<'a> Reference<'a> {
+    fn new(tables: &'a Tables, policy: &'a Policy) -> Self {
+        let mut names = HashMap::new();
+        for a in &tables.abis {
+            for (name, n) in &a.syscalls {
+                names.insert((a.audit_arch, a.nr_base + n), name.as_str());
+            }
+        }
+        Reference { names, arches: tables.abis.iter().map(|a| a.audit_arch).collect(), policy }
+    }
+
+    fn name(&self, arch: u32, nr: u32) -> Option<&'a str> {
+        self.names.get(&(arch, nr)).copied()
+    }
+
+    fn verdict(&self, arch: u32, nr: u32, args: &[u64; 6]) -> Action {
+        if !self.arches.contains(&arch) {
+            return self.policy.unknown_abi;
+        }
+        self.policy.verdict(self.name(arch, nr), args)
+    }
+}
+
+/// Argument vectors that exercise every condition the policy puts on `syscall`.
+fn arg_classes(policy: &Policy, syscall: &str) -> Vec<[u64; 6]> {
+    let mut per_arg: Vec<(usize, BTreeSet<u32>)> = Vec::new();
+    for rule in policy.rules_for(syscall) {
+        for atom in rule.when_any.iter().flatten() {
+            let i = atom.arg as usize;
+            let set = match per_arg.iter_mut().find(|(a, _)| *a == i) {
+                Some((_, s)) => s,
+                None => {
+                    per_arg.push((i, [0, 1, u32::MAX].into()));
+                    &mut per_arg.last_mut().expect("just pushed").1
+                }
+            };
+            let m = atom.mask;
+            set.extend([atom.value, atom.value ^ (m & m.wrapping_neg()), atom.value | (!m & 0o777)]);
+            if m.count_ones() <= 4 {
+                let bits: Vec<u32> = (0..32).filter(|b| m & (1 << b) != 0).map(|b| 1 << b).collect();
+                for subset in 0..1u32 << bits.len() {
+                    let v: u32 = bits.iter().enumerate().filter(|(j, _)| subset & (1 << j) != 0).map(|(_, b)| b).sum();
+                    set.extend([v, v | (!m & 0o644)]);
+                }
+            }
+        }
+    }
+    let mut out = vec![[0u64; 6]];
+    for (i, values) in &per_arg {
+        out = out.iter().flat_map(|base| values.iter().map(move |v| {
+            let mut a = *base;
+            a[*i] = u64::from(*v);
+            a
+        })).collect();
+    }
+    out.into_iter()
+        .flat_map(|a| HIGH_HALVES.map(|hi| a.map(|v| v | (hi << 32))))
+        .collect()
+}
+
+/// Proves `prog` implements `policy` over `tables`; every disagreement is reported.
+pub fn prove(prog: &[Insn], tables: &Tables, policy: &Policy) -> Result<Proof, Errors> {
+    let reference = Reference::new(tables, policy);
+    let mut errors = Errors::default();
+    let mut mismatches = 0usize;
+    let mut report = |errors: &mut Errors, m: String| {
+        mismatches += 1;
+        if mismatches <= MAX_REPORTED {
+            errors.push(Diagnostic::bare(format!("proof: {m}")));
+        }
+    };
+    let plain_args = [[0u64; 6], [u64::MAX; 6]];
+    let mut classes: HashMap<&str, Vec<[u64; 6]>> = HashMap::new();
+    let mut abis = Vec::new();
+    for abi in &tables.abis {
+        let mut numbers: Vec<u32> = (abi.nr_base..abi.nr_base.saturating_add(SWEEP)).collect();
+        numbers.extend(abi.syscalls.values().map(|n| abi.nr_base + n));
+        for other in tables.abis.iter().filter(|o| o.audit_arch == abi.audit_arch) {
+            let (lo, hi) = (other.nr_base, other.nr_base + other.nr_limit);
+            numbers.extend([lo.wrapping_sub(1), lo, hi - 1, hi]);
+        }
+        numbers.extend([0, 0x7fff_ffff, 0x8000_0000, u32::MAX]);
+        numbers.sort_unstable();
+        numbers.dedup();
+        let mut p = AbiProof { abi: abi.name.clone(), numbers: numbers.len(), cases: 0, worst_path: 0, mean_path: 0.0, cacheable: 0 };
+        for &nr in &numbers {
+            let name = reference.name(abi.audit_arch, nr);
+            let by_args = name.is_some_and(|n| policy.looks_at_args(n));
+            let args: &[[u64; 6]] = match name {
+                Some(n) if by_args => classes.entry(n).or_insert_with(|| arg_classes(policy, n)),
+                _ => &plain_args,
+            };
+            for a in args {
+                let d = SeccompData { nr, arch: abi.audit_arch, ip: 0, args: *a, big_endian: abi.endian == crate::Endian::Big };
+                let want = reference.verdict(abi.audit_arch, nr, a);
+                p.cases += 1;
+                match sim::run(prog, &d) {
+                    Ok(o) => {
+                        p.worst_path = p.worst_path.max(o.steps);
+                        if o.ret != want.to_ret() {
+                            let got = Action::from_ret(o.ret).map_or(format!("{:#x}", o.ret), |a| a.to_string());
+                            report(&mut errors, format!(
+                                "ABI `{}`, {} (nr {nr:#x}), args {:x?}: the program returns {got}, the policy says {want}",
+                                abi.name, name.unwrap_or("no syscall"), a
+                            ));
+                        }
+                    }
+                    Err(e) => report(&mut errors, format!("ABI `{}`, nr {nr:#x}: the program fails: {e}", abi.name)),
+                }
+            }
+            if !by_args && reference.verdict(abi.audit_arch, nr, &[0; 6]) == Action::Allow {
+                if sim::const_allow(prog, abi.audit_arch, nr) {
+                    p.cacheable += 1;
+                } else {
+                    report(&mut errors, format!(
+                        "ABI `{}`, {} (nr {nr:#x}) is allowed without looking at arguments, but the kernel's action cache could not skip the filter for it",
+                        abi.name, name.unwrap_or("no syscall")
+                    ));
+                }
+            }
+        }
+        let steps: Vec<usize> = abi
+            .syscalls
+            .values()
+            .filter_map(|n| sim::run(prog, &SeccompData { nr: abi.nr_base + n, arch: abi.audit_arch, ..Default::default() }).ok())
+            .map(|o| o.steps)
+            .collect();
+        p.mean_path = steps.iter().sum::<usize>() as f64 / steps.len().max(1) as f64;
+        abis.push(p);
+    }
+    let unknown_arch_cases = prove_unknown_arches(prog, tables, &reference, &mut |m| report(&mut errors, m));
+    if mismatches > MAX_REPORTED {
+        errors.push(Diagnostic::bare(format!("proof: ... and {} more disagreements", mismatches - MAX_REPORTED)));
+    }
+    errors.into_result(Proof { abis, unknown_arch_cases })
+}
+
+/// AUDIT_ARCH values no table has (neighbours of the known ones) must get `unknown_abi`.
+fn prove_unknown_arches(prog: &[Insn], tables: &Tables, reference: &Reference, report: &mut dyn FnMut(String)) -> usize {
+    let mut arches: BTreeSet<u32> = [0, u32::MAX].into();
+    for a in &reference.arches {
+        arches.extend([a ^ 0x4000_0000, a ^ 0x8000_0000, a ^ 0x2000_0000, a + 1]);
+    }
+    let mut numbers: BTreeSet<u32> = [0, 1, 0x4000_0000, u32::MAX].into();
+    for abi in &tables.abis {
+        numbers.extend(reference.policy.names().iter().filter_map(|n| abi.nr(n)));
+    }
+    let mut cases = 0;
+    for arch in arches.iter().filter(|a| !reference.arches.contains(a)) {
+        for &nr in &numbers {
+            for big_endian in [false, true] {
+                cases += 1;
+                let want = reference.policy.unknown_abi.to_ret();
+                let got = sim::run(prog, &SeccompData { nr, arch: *arch, big_endian, ..Default::default() }).map(|o| o.ret);
+                if got != Ok(want) {
+                    report(format!("unknown AUDIT_ARCH {arch:#x}, nr {nr:#x}: the program returns {got:x?}, the policy says {}", reference.policy.unknown_abi));
+                }
+            }
+        }
+    }
+    cases
+}

@@ -1,0 +1,189 @@
+//! The simulator: runs a program on a `struct seccomp_data` like the kernel's classic BPF interpreter.
+
+use crate::bpf::{Insn, MEM_WORDS, data, op};
+use std::fmt;
+
+/// The input a filter sees.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeccompData {
+    /// Syscall number.
+    pub nr: u32,
+    /// AUDIT_ARCH.
+    pub arch: u32,
+    /// Instruction pointer.
+    pub ip: u64,
+    /// Arguments.
+    pub args: [u64; 6],
+    /// Whether the kernel lays the struct out big-endian (an ABI fact).
+    pub big_endian: bool,
+}
+
+impl SeccompData {
+    /// The 32-bit word at byte offset `k` (aligned, inside the struct), as a BPF load sees it.
+    pub fn word(&self, k: u32) -> Option<u32> {
+        if k % 4 != 0 || k >= data::SIZE {
+            return None;
+        }
+        Some(match k {
+            data::NR => self.nr,
+            data::ARCH => self.arch,
+            _ => {
+                let v = if k < data::ARGS { self.ip } else { self.args[((k - data::ARGS) / 8) as usize] };
+                let second = k % 8 == 4;
+                // Little-endian: the low half comes first in memory.
+                if second == self.big_endian { v as u32 } else { (v >> 32) as u32 }
+            }
+        })
+    }
+}
+
+/// The outcome of one run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The returned action value.
+    pub ret: u32,
+    /// Instructions executed.
+    pub steps: usize,
+}
+
+/// Why a run could not finish (the verifier rejects such programs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimError {
+    /// Instruction index.
+    pub pc: usize,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl fmt::Display for SimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "instruction {}: {}", self.pc, self.message)
+    }
+}
+
+/// Runs `prog` on `d`.
+pub fn run(prog: &[Insn], d: &SeccompData) -> Result<Outcome, SimError> {
+    let (mut a, mut x) = (0u32, 0u32);
+    let mut mem = [0u32; MEM_WORDS as usize];
+    let mut pc = 0usize;
+    let mut steps = 0usize;
+    let err = |pc: usize, m: &str| SimError { pc, message: m.to_string() };
+    loop {
+        let i = *prog.get(pc).ok_or_else(|| err(pc, "ran past the end of the program"))?;
+        steps += 1;
+        let mut next = pc + 1;
+        let src = |x: u32| if i.code & op::X != 0 { x } else { i.k };
+        match op::class(i.code) {
+            op::LD | op::LDX => {
+                let v = match i.code & 0xe0 {
+                    op::ABS if i.code & 0x18 == op::W => d.word(i.k).ok_or_else(|| err(pc, "load outside struct seccomp_data or unaligned"))?,
+                    op::IMM => i.k,
+                    op::LEN => data::SIZE,
+                    op::MEM => *mem.get(i.k as usize).ok_or_else(|| err(pc, "scratch slot out of range"))?,
+                    _ => return Err(err(pc, "load mode seccomp does not accept")),
+                };
+                if op::class(i.code) == op::LD { a = v } else { x = v }
+            }
+            op::ST | op::STX => {
+                let slot = mem.get_mut(i.k as usize).ok_or_else(|| err(pc, "scratch slot out of range"))?;
+                *slot = if op::class(i.code) == op::ST { a } else { x };
+            }
+            op::ALU => {
+                let s = src(x);
+                a = match i.code & 0xf0 {
+                    op::ADD => a.wrapping_add(s),
+                    op::SUB => a.wrapping_sub(s),
+                    op::MUL => a.wrapping_mul(s),
+                    op::DIV => a.checked_div(s).unwrap_or(0),
+                    op::OR => a | s,
+                    op::AND => a & s,
+                    op::XOR => a ^ s,
+                    op::LSH => a.checked_shl(s).unwrap_or(0),
+                    op::RSH => a.checked_shr(s).unwrap_or(0),
+                    op::NEG => a.wrapping_neg(),
+                    _ => return Err(err(pc, "ALU operation seccomp does not accept")),
+                };
+            }
+            op::JMP => {
+                let s = src(x);
+                let jump = |taken: bool| pc + 1 + usize::from(if taken { i.jt } else { i.jf });
+                next = match i.code & 0xf0 {
+                    op::JA => pc + 1 + i.k as usize,
+                    op::JEQ => jump(a == s),
+                    op::JGT => jump(a > s),
+                    op::JGE => jump(a >= s),
+                    op::JSET => jump(a & s != 0),
+                    _ => return Err(err(pc, "jump seccomp does not accept")),
+                };
+            }
+            op::RET => {
+                let ret = match i.code & 0x18 {
+                    op::K => i.k,
+                    op::A => a,
+                    _ => return Err(err(pc, "return source seccomp does not accept")),
+                };
+                return Ok(Outcome { ret, steps });
+            }
+            _ => {
+                a = match i.code & 0xf8 {
+                    op::TAX => {
+                        x = a;
+                        a
+                    }
+                    op::TXA => x,
+                    _ => return Err(err(pc, "misc operation seccomp does not accept")),
+                };
+            }
+        }
+        pc = next;
+    }
+}
+
+/// Whether the kernel's action cache may skip the filter for `(arch, nr)`: the path
+/// reads only `nr`/`arch`, uses JEQ/JGE/JGT/JSET with constants, `and #k` and JA, and
+/// ends in `ret ALLOW` (`seccomp_is_const_allow` in kernel/seccomp.c).
+pub fn const_allow(prog: &[Insn], arch: u32, nr: u32) -> bool {
+    let mut reg = 0u32;
+    let mut pc = 0usize;
+    while let Some(i) = prog.get(pc) {
+        match i.code {
+            c if c == op::LD | op::W | op::ABS => match i.k {
+                data::NR => reg = nr,
+                data::ARCH => reg = arch,
+                _ => return false,
+            },
+            c if c == op::RET | op::K => return i.k == crate::bpf::Action::Allow.to_ret(),
+            c if c == op::JMP | op::JA => pc += i.k as usize,
+            c if c & 0x0f == op::JMP | op::K && matches!(c & 0xf0, op::JEQ | op::JGE | op::JGT | op::JSET) => {
+                let taken = match c & 0xf0 {
+                    op::JEQ => reg == i.k,
+                    op::JGE => reg >= i.k,
+                    op::JGT => reg > i.k,
+                    _ => reg & i.k != 0,
+                };
+                pc += usize::from(if taken { i.jt } else { i.jf });
+            }
+            c if c == op::ALU | op::AND | op::K => reg &= i.k,
+            _ => return false,
+        }
+        pc += 1;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argument_halves_follow_the_byte_order() {
+        let mut d = SeccompData { args: [0, 0x1111_2222_3333_4444, 0, 0, 0, 0], ..Default::default() };
+        assert_eq!(d.word(data::arg_lo(1, false)), Some(0x3333_4444));
+        assert_eq!(d.word(24 + 4), Some(0x1111_2222));
+        d.big_endian = true;
+        assert_eq!(d.word(data::arg_lo(1, true)), Some(0x3333_4444));
+        assert_eq!(d.word(24), Some(0x1111_2222));
+        assert_eq!(d.word(64), None);
+        assert_eq!(d.word(2), None);
+    }
+}

@@ -1,0 +1,142 @@
+//! The compiler, verifier, simulator and proof on small fixture tables with the shipped policy.
+
+use rootemu_codegen::bpf::{Action, op};
+use rootemu_codegen::sim::{self, SeccompData};
+use rootemu_codegen::{Filter, Inputs, Policy, Tables, proof};
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tables")
+}
+
+fn policy_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tables/policy/root-emulation.yaml")
+}
+
+fn build(abis: &[String]) -> Filter {
+    let (t, p) = (fixtures(), policy_path());
+    Filter::build(&Inputs { tables: &t, policy: &p, abis }).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn run(f: &Filter, abi: &str, syscall: &str, args: [u64; 6]) -> Action {
+    let a = f.tables.get(abi).unwrap();
+    let d = SeccompData { nr: a.nr(syscall).unwrap(), arch: a.audit_arch, ip: 0, args, big_endian: a.endian == rootemu_codegen::Endian::Big };
+    Action::from_ret(sim::run(&f.program, &d).unwrap().ret).unwrap()
+}
+
+const FAKED: Action = Action::Errno(0);
+
+#[test]
+fn root_emulation_fakes_the_right_numbers_per_abi() {
+    let f = build(&[]);
+    assert_eq!(run(&f, "x86_64", "chown", [0; 6]), FAKED);
+    assert_eq!(run(&f, "x86_64", "getppid", [0; 6]), Action::Allow);
+    assert_eq!(run(&f, "x32", "chown", [0; 6]), FAKED);
+    assert_eq!(run(&f, "x32", "rt_sigaction", [0; 6]), Action::Allow);
+    assert_eq!(run(&f, "i386", "chown32", [0; 6]), FAKED);
+    assert_eq!(run(&f, "i386", "chown", [0; 6]), FAKED);
+    assert_eq!(run(&f, "i386", "getppid", [0; 6]), Action::Allow);
+    // x86_64's chown number (92) on i386 is `chown`'s neighbour... not a policy name there.
+    let i386 = f.tables.get("i386").unwrap();
+    let d = SeccompData { nr: 92, arch: i386.audit_arch, ..Default::default() };
+    assert_eq!(sim::run(&f.program, &d).unwrap().ret, Action::Allow.to_ret());
+    // An AUDIT_ARCH outside the tables gets the policy's explicit action.
+    let d = SeccompData { nr: 92, arch: 0xc00000b7, ..Default::default() };
+    assert_eq!(sim::run(&f.program, &d).unwrap().ret, Action::KillProcess.to_ret());
+    // A tracer's nr -1 goes through.
+    let d = SeccompData { nr: u32::MAX, arch: 0xc000003e, ..Default::default() };
+    assert_eq!(sim::run(&f.program, &d).unwrap().ret, Action::Allow.to_ret());
+}
+
+#[test]
+fn s390x_reads_the_low_half_of_big_endian_arguments() {
+    let f = build(&[]);
+    for hi in [0u64, 0xdead_beef, 0xffff_ffff, 0o020644] {
+        let h = hi << 32;
+        assert_eq!(run(&f, "s390x", "mknod", [0, h | 0o020644, h | 0x0103, 0, 0, 0]), FAKED, "char 1:3, high half {hi:#x}");
+        assert_eq!(run(&f, "s390x", "mknod", [0, h | 0o060600, h, 0, 0, 0]), FAKED, "block 0:0");
+        assert_eq!(run(&f, "s390x", "mknod", [0, h | 0o010644, h | 1, 0, 0, 0]), Action::Allow, "FIFO");
+        assert_eq!(run(&f, "s390x", "mknod", [0, h | 0o020000, h, 0, 0, 0]), Action::Allow, "whiteout char 0:0");
+        assert_eq!(run(&f, "s390x", "mknodat", [0, 0, h | 0o020644, h | 0x0103, 0, 0]), FAKED);
+        assert_eq!(run(&f, "s390x", "mknodat", [0, 0, h | 0o140644, h | 1, 0, 0]), Action::Allow, "socket");
+    }
+    // The listing names the big-endian low half explicitly.
+    assert!(f.listing().contains("ld [args[1].lo]"), "{}", f.listing());
+}
+
+#[test]
+fn proof_covers_every_abi_and_the_cache() {
+    let f = build(&[]);
+    let names: Vec<&str> = f.proof.abis.iter().map(|a| a.abi.as_str()).collect();
+    assert_eq!(names, ["i386", "s390x", "x32", "x86_64"]);
+    for a in &f.proof.abis {
+        assert!(a.numbers >= proof::SWEEP as usize, "{a:?}");
+        // Everything but the faked and argument-dependent numbers is cacheable.
+        assert!(a.cacheable + 40 >= a.numbers, "{a:?}");
+    }
+    assert!(f.proof.unknown_arch_cases > 0);
+}
+
+#[test]
+fn proof_catches_a_wrong_number_and_a_wrong_argument_half() {
+    let f = build(&[]);
+    // x86_64 chown (92) compared as 91.
+    let mut bad = f.program.clone();
+    let at = bad.iter().position(|i| i.code == op::JMP | op::JEQ && i.k == 92).unwrap();
+    bad[at].k = 91;
+    let err = proof::prove(&bad, &f.tables, &f.policy).unwrap_err().to_string();
+    assert!(err.contains("chown (nr 0x5c)") && err.contains("the program returns ALLOW, the policy says ERRNO(0)"), "{err}");
+    // The big-endian block reading the high half (offset 24 instead of 28).
+    let mut bad = f.program.clone();
+    for i in bad.iter_mut().filter(|i| i.code == op::LD | op::W | op::ABS && i.k == 28) {
+        i.k = 24;
+    }
+    let err = proof::prove(&bad, &f.tables, &f.policy).unwrap_err().to_string();
+    assert!(err.contains("ABI `s390x`, mknod"), "{err}");
+}
+
+#[test]
+fn subset_of_abis_and_unknown_abi() {
+    let f = build(&["x86_64".into()]);
+    assert_eq!(f.tables.abis.len(), 1);
+    let (t, p) = (fixtures(), policy_path());
+    let err = Filter::build(&Inputs { tables: &t, policy: &p, abis: &["x86-64".into()] }).unwrap_err();
+    assert_eq!(err.to_string(), "unknown ABI `x86-64` (did you mean `x86_64`?)");
+}
+
+/// A synthetic ABI with `n` syscalls, all faked, and mknod conditions: long jumps everywhere.
+fn synthetic(n: u32, abis: u32) -> (Tables, Policy) {
+    let mut files = Vec::new();
+    for a in 0..abis {
+        let mut t = format!(
+            "abi: synth{a}\naudit_arch: {:#x}\nelf_machine: {}\nbits: 64\nendian: {}\nnr_base: 0\nnr_limit: 65536\nimport:\n  table: x.tbl\n  tags: [common]\nsyscalls:\n  mknod: 0\n",
+            0x8000_0000u32 | if a % 2 == 0 { 0x4000_0000 } else { 0 } | (100 + a), 100 + a, if a % 2 == 0 { "little" } else { "big" }
+        );
+        for i in 1..n {
+            t.push_str(&format!("  call{i}: {}\n", i * 3));
+        }
+        files.push((PathBuf::from(format!("synth{a}.yaml")), t));
+    }
+    let tables = Tables::parse(files.iter().map(|(p, t)| (p.as_path(), t.as_str()))).unwrap();
+    let mut policy = String::from("policy: big\ndefault: allow\nunknown_abi: errno 38\nrules:\n  - action: errno 1\n    syscalls: [mknod]\n    when_any: [[{arg: 1, mask: 0o170000, eq: 0o020000}]]\n  - action: fake_success\n    syscalls:\n");
+    for i in (1..n).filter(|i| i % 2 == 0) {
+        policy.push_str(&format!("      - call{i}\n"));
+    }
+    let policy = Policy::parse(Path::new("big.yaml"), &policy, &tables).unwrap();
+    (tables, policy)
+}
+
+#[test]
+fn large_policies_need_trampolines_and_still_prove() {
+    let (tables, policy) = synthetic(700, 2);
+    let f = Filter::from_parts(tables, policy).unwrap_or_else(|e| panic!("{e}"));
+    assert!(f.program.len() > 700, "{}", f.program.len());
+    assert!(f.program.iter().any(|i| i.code == op::JMP | op::JA), "long jumps go through `ja` trampolines");
+}
+
+#[test]
+fn over_4096_instructions_fails_with_a_clear_error() {
+    let (tables, policy) = synthetic(2200, 4);
+    let err = Filter::from_parts(tables, policy).unwrap_err().to_string();
+    assert!(err.contains("over the kernel's limit of 4096"), "{err}");
+}
