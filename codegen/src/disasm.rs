@@ -81,8 +81,9 @@ pub fn disassemble(prog: &[Insn], tables: &Tables) -> String {
                         if let Some(arch) = single_arch {
                             comment = nr_comment(tables, arch, i.k, c & 0xf0 == op::JEQ);
                         }
-                        i.k.to_string()
+                        if i.k < 0x10000 { i.k.to_string() } else { format!("{:#x}", i.k) }
                     }
+                    _ if i.k == 0 => "0".into(),
                     _ => format!("{:#o}", i.k),
                 };
                 format!("{name} #{k}, {}, {}", target(u32::from(i.jt)), target(u32::from(i.jf)))

@@ -36,19 +36,25 @@ impl Filter {
     /// Loads, validates, compiles, verifies and proves; every error found is returned.
     pub fn build(inputs: &Inputs) -> Result<Filter, Errors> {
         let tables = Tables::load_dir(inputs.tables)?;
-        let mut errors = Errors::default();
         // The policy and the ABI selection are checked together, so all errors show at once.
         let policy = Policy::load(inputs.policy, &tables);
-        let tables = if inputs.abis.is_empty() { Ok(tables) } else { tables.select(inputs.abis) };
-        let (policy, tables) = match (policy, tables) {
-            (Ok(p), Ok(t)) => (p, t),
-            (p, t) => {
-                errors.0.extend(p.err().into_iter().flat_map(|e| e.0));
-                errors.0.extend(t.err().into_iter().flat_map(|e| e.0));
-                return Err(errors);
-            }
-        };
-        Filter::from_parts(tables, policy)
+        let selected = if inputs.abis.is_empty() { Ok(tables) } else { tables.select(inputs.abis) };
+        match (policy, selected) {
+            (Ok(p), Ok(t)) => Filter::from_parts(t, p),
+            (p, t) => Err(Errors(p.err().into_iter().chain(t.err()).flat_map(|e| e.0).collect())),
+        }
+    }
+
+    /// Builds from file texts already in memory: `(path, text)` of each ABI table and of
+    /// the policy (used for the tables bundled into a binary).
+    pub fn from_texts(tables: &[(&Path, &str)], policy: (&Path, &str), abis: &[String]) -> Result<Filter, Errors> {
+        let tables = Tables::parse(tables.iter().copied())?;
+        let policy = Policy::parse(policy.0, policy.1, &tables);
+        let selected = if abis.is_empty() { Ok(tables) } else { tables.select(abis) };
+        match (policy, selected) {
+            (Ok(p), Ok(t)) => Filter::from_parts(t, p),
+            (p, t) => Err(Errors(p.err().into_iter().chain(t.err()).flat_map(|e| e.0).collect())),
+        }
     }
 
     /// Compiles, verifies and proves already loaded inputs.

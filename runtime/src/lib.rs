@@ -2,7 +2,7 @@
 
 extern crate self as rootemu;
 
-pub use rootemu_macros::{filter, root_emulation};
+pub use rootemu_macros::{bundled_sources, filter, root_emulation};
 
 /// One classic BPF instruction, laid out as the kernel's `struct sock_filter`.
 #[repr(C)]
@@ -38,4 +38,30 @@ pub struct Filter {
     pub program: &'static [SockFilter],
     /// The ABIs the program has a branch for.
     pub abis: &'static [AbiInfo],
+}
+
+/// Installing a seccomp filter (`PR_SET_NO_NEW_PRIVS` + `seccomp(2)`) and proving it is active.
+pub mod install;
+/// The user-namespace launcher behind `rootemu run`: namespaces, new root, filter, exec.
+pub mod launch;
+
+/// A program as the macros place it in the `.rootemu_filter` ELF section: a header,
+/// the instructions, then `key=value` lines (policy, kernel, abis), in the target's byte order.
+#[repr(C)]
+pub struct Embedded<const N: usize, const M: usize> {
+    /// [`Embedded::MAGIC`].
+    pub magic: [u8; 8],
+    /// Number of instructions.
+    pub insns: u32,
+    /// Length of the metadata text (without padding).
+    pub meta_len: u32,
+    /// The program.
+    pub program: [SockFilter; N],
+    /// Metadata text, zero-padded to a multiple of 8 bytes.
+    pub meta: [u8; M],
+}
+
+impl Embedded<0, 0> {
+    /// The header every embedded program starts with.
+    pub const MAGIC: [u8; 8] = *b"ROOTEMU\x01";
 }

@@ -1,12 +1,174 @@
-//! `rootemu filter ...`.
+//! `rootemu filter ...`: show, simulate, measure and export a filter.
 
-use clap::Subcommand;
+use crate::inputs::FilterInputs;
+use clap::{Subcommand, ValueEnum};
+use rootemu_codegen::bpf::Action;
+use rootemu_codegen::sim::{self, SeccompData};
+use rootemu_codegen::{Endian, Filter, export};
+use std::io::Write;
+use std::path::PathBuf;
 
 /// `rootemu filter` subcommands.
 #[derive(Subcommand)]
-pub(crate) enum FilterCmd {}
+pub(crate) enum FilterCmd {
+    /// Print the symbolic listing of the program.
+    Dump {
+        #[command(flatten)]
+        inputs: FilterInputs,
+    },
+    /// Run the program on one syscall and print the action and path length.
+    Sim {
+        #[command(flatten)]
+        inputs: FilterInputs,
+        /// The ABI whose AUDIT_ARCH and numbers to use.
+        #[arg(long = "as", value_name = "ABI")]
+        as_abi: String,
+        /// Syscall name (or a raw number).
+        #[arg(long)]
+        syscall: String,
+        /// Argument value, e.g. `--arg 1=0o20644` (repeatable; others are 0).
+        #[arg(long = "arg", value_name = "N=VALUE")]
+        args: Vec<String>,
+    },
+    /// Print program size, per-ABI path lengths and proof counts.
+    Stats {
+        #[command(flatten)]
+        inputs: FilterInputs,
+    },
+    /// Write the program as raw bytes, a C header or JSON.
+    Export {
+        #[command(flatten)]
+        inputs: FilterInputs,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: Format,
+        /// Byte order of `raw` output (default: this machine's).
+        #[arg(long, value_enum, default_value = "host")]
+        byte_order: ByteOrder,
+        /// Output file (default: standard output).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+/// Export formats.
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum Format {
+    /// `struct sock_filter[]` as the kernel takes it.
+    Raw,
+    /// A C header with a `struct sock_fprog`.
+    C,
+    /// ABIs, tables and program for tooling.
+    Json,
+}
+
+/// Byte order of raw output.
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum ByteOrder {
+    /// This machine's.
+    Host,
+    /// Little-endian.
+    Little,
+    /// Big-endian.
+    Big,
+}
 
 /// Runs one `filter` subcommand.
 pub(crate) fn main(cmd: FilterCmd) -> Result<u8, String> {
-    match cmd {}
+    match cmd {
+        FilterCmd::Dump { inputs } => {
+            let f = inputs.build()?;
+            print!("{}", f.listing());
+            Ok(0)
+        }
+        FilterCmd::Sim { inputs, as_abi, syscall, args } => sim(&inputs.build()?, &as_abi, &syscall, &args),
+        FilterCmd::Stats { inputs } => {
+            print!("{}", stats(&inputs.build()?));
+            Ok(0)
+        }
+        FilterCmd::Export { inputs, format, byte_order, output } => {
+            let f = inputs.build()?;
+            let bytes = match format {
+                Format::Raw => export::raw(&f.program, match byte_order {
+                    ByteOrder::Host => cfg!(target_endian = "big"),
+                    ByteOrder::Little => false,
+                    ByteOrder::Big => true,
+                }),
+                Format::C => export::c_header(&f).into_bytes(),
+                Format::Json => export::json(&f).into_bytes(),
+            };
+            match output {
+                Some(path) => std::fs::write(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+                None => std::io::stdout().write_all(&bytes).map_err(|e| format!("cannot write to standard output: {e}"))?,
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn parse_number(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if let Some(h) = s.strip_prefix("0x") {
+        u64::from_str_radix(h, 16).ok()
+    } else if let Some(o) = s.strip_prefix("0o") {
+        u64::from_str_radix(o, 8).ok()
+    } else {
+        s.parse().ok()
+    }
+}
+
+fn sim(f: &Filter, abi_name: &str, syscall: &str, arg_specs: &[String]) -> Result<u8, String> {
+    let abi = f.tables.get(abi_name).ok_or_else(|| format!("no ABI `{abi_name}` in the filter (it has: {})", names(f)))?;
+    let nr = match abi.nr(syscall) {
+        Some(nr) => nr,
+        None => parse_number(syscall)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| format!("ABI `{}` has no syscall `{syscall}`", abi.name))?,
+    };
+    let mut args = [0u64; 6];
+    for spec in arg_specs {
+        let (i, v) = spec.split_once('=').ok_or_else(|| format!("--arg `{spec}`: expected N=VALUE"))?;
+        let i: usize = i.parse().ok().filter(|i| *i < 6).ok_or_else(|| format!("--arg `{spec}`: argument index must be 0..5"))?;
+        args[i] = parse_number(v).ok_or_else(|| format!("--arg `{spec}`: `{v}` is not a number"))?;
+    }
+    let d = SeccompData { nr, arch: abi.audit_arch, ip: 0, args, big_endian: abi.endian == Endian::Big };
+    let out = sim::run(&f.program, &d).map_err(|e| format!("the program fails: {e}"))?;
+    let action = Action::from_ret(out.ret).map_or(format!("{:#x}", out.ret), |a| a.to_string());
+    let name = f.tables.lookup(abi.audit_arch, nr).map_or("no syscall", |(_, n)| n);
+    println!("{} {name} (nr {nr}): {action} after {} instructions", abi.name, out.steps);
+    Ok(0)
+}
+
+fn names(f: &Filter) -> String {
+    f.tables.abis.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+fn stats(f: &Filter) -> String {
+    let mut s = format!(
+        "program: {} instructions (kernel limit 4096), {} ABIs, policy {}, tables of Linux {}\n",
+        f.program.len(),
+        f.tables.abis.len(),
+        f.policy.name,
+        f.kernel()
+    );
+    s.push_str(&format!("{:<14} {:<10} {:>8} {:>6} {:>6} {:>6} {:>10} {:>9}\n", "ABI", "AUDIT_ARCH", "syscalls", "policy", "worst", "mean", "cacheable", "proved"));
+    for (a, p) in f.tables.abis.iter().zip(&f.proof.abis) {
+        let handled = f.policy.names().into_iter().filter(|n| a.syscalls.contains_key(*n)).count();
+        s.push_str(&format!(
+            "{:<14} {:<10} {:>8} {:>6} {:>6} {:>6.1} {:>10} {:>9}\n",
+            a.name,
+            format!("{:#x}", a.audit_arch),
+            a.syscalls.len(),
+            handled,
+            p.worst_path,
+            p.mean_path,
+            p.cacheable,
+            p.cases
+        ));
+    }
+    s.push_str(&format!(
+        "worst path is in instructions executed; cacheable = numbers the kernel's action cache can skip; proved = (number, arguments) cases simulated, plus {} with unknown AUDIT_ARCH values\n",
+        f.proof.unknown_arch_cases
+    ));
+    s
 }

@@ -1,6 +1,7 @@
 //! The `rootemu` command line: tables, filters, and running commands under root emulation.
 
 mod filter;
+mod inputs;
 mod run;
 mod tables;
 

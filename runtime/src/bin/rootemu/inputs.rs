@@ -1,0 +1,51 @@
+//! Where a command's tables and policy come from: files given on the command line, or the
+//! tables and root-emulation policy bundled into this binary at build time.
+
+use clap::Args;
+use rootemu_codegen::{Filter, Inputs};
+use std::path::{Path, PathBuf};
+
+/// The bundled `(file name, text)` pairs; the policy is `policy/root-emulation.yaml`.
+const BUNDLED: &[(&str, &str)] = rootemu::bundled_sources!();
+const BUNDLED_POLICY: &str = "policy/root-emulation.yaml";
+
+/// `--tables`, `--policy`, `--abi`.
+#[derive(Args, Clone, Debug)]
+pub(crate) struct FilterInputs {
+    /// Directory of ABI tables (default: the tables bundled into rootemu).
+    #[arg(long, value_name = "DIR")]
+    tables: Option<PathBuf>,
+    /// Policy file (default: the bundled root-emulation policy).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Only these ABIs (repeatable; default: every ABI of the tables).
+    #[arg(long = "abi", value_name = "ABI")]
+    abis: Vec<String>,
+}
+
+impl FilterInputs {
+    /// Builds and proves the filter, or returns every error as text.
+    pub(crate) fn build(&self) -> Result<Filter, String> {
+        let built = match (&self.tables, &self.policy) {
+            (None, None) => bundled(&self.abis),
+            (tables, policy) => {
+                let tables = tables.clone().unwrap_or_else(|| PathBuf::from("tables"));
+                let policy = policy.clone().unwrap_or_else(|| tables.join(BUNDLED_POLICY));
+                Filter::build(&Inputs { tables: &tables, policy: &policy, abis: &self.abis })
+            }
+        };
+        built.map_err(|e| e.to_string())
+    }
+}
+
+/// The filter from the bundled tables and policy, compiled and proved now.
+pub(crate) fn bundled(abis: &[String]) -> Result<Filter, rootemu_codegen::Errors> {
+    let paths: Vec<(PathBuf, &str)> = BUNDLED.iter().map(|(name, text)| (Path::new("tables").join(name), *text)).collect();
+    let tables: Vec<(&Path, &str)> = paths.iter().filter(|(p, _)| !p.starts_with("tables/policy")).map(|(p, t)| (p.as_path(), *t)).collect();
+    let (policy_path, policy_text) = paths
+        .iter()
+        .find(|(p, _)| p.ends_with(BUNDLED_POLICY))
+        .map(|(p, t)| (p.as_path(), *t))
+        .expect("the bundled policy is compiled in");
+    Filter::from_texts(&tables, (policy_path, policy_text), abis)
+}
