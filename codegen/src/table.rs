@@ -299,8 +299,14 @@ fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> A
             path,
             at("audit_arch"),
             format!(
-                "ABI `{}`: audit_arch {:#x} disagrees with its ELF facts (elf_machine {}, {}-bit, {:?}-endian, convention {:?} give {:#x})",
-                f.abi, f.audit_arch, f.elf_machine, f.bits, f.endian, f.convention, derived
+                "ABI `{}`: audit_arch {:#x} disagrees with its ELF facts (elf_machine {}, {}-bit, {}-endian{} give {:#x})",
+                f.abi,
+                f.audit_arch,
+                f.elf_machine,
+                f.bits,
+                if f.endian == Endian::Big { "big" } else { "little" },
+                if f.convention == Convention::Mips64N32 { ", mips64_n32" } else { "" },
+                derived
             ),
         ));
     }

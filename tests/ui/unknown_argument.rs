@@ -1,0 +1,4 @@
+// A misspelt macro argument.
+fn main() {
+    let _f = rootemu::filter!(polcy = "x.yaml");
+}
