@@ -30,11 +30,12 @@ impl<'a> Compiler<'a> {
     fn program(&mut self, tables: &'a Tables) {
         let arches = tables.audit_arches();
         let groups: Vec<Label> = arches.iter().map(|_| self.asm.label()).collect();
+        // A binary search over AUDIT_ARCH values, like the one over numbers.
+        let mut cases: Vec<(u32, Label)> = arches.iter().copied().zip(groups.iter().copied()).collect();
+        cases.sort_by_key(|c| c.0);
+        let unknown = self.ret(self.policy.unknown_abi);
         self.asm.emit(Op::Ld(data::ARCH));
-        for (arch, l) in arches.iter().zip(&groups) {
-            self.asm.emit(Op::Jmp { cond: op::JEQ, k: *arch, jt: Target::To(*l), jf: Target::Next });
-        }
-        self.asm.emit(Op::Ret(self.policy.unknown_abi.to_ret()));
+        self.tree(&cases, unknown);
         for (arch, l) in arches.iter().zip(&groups) {
             self.asm.bind(*l);
             self.asm.emit(Op::Ld(data::NR));

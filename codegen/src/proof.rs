@@ -61,13 +61,6 @@ impl<'a> Reference<'a> {
     fn name(&self, arch: u32, nr: u32) -> Option<&'a str> {
         self.names.get(&(arch, nr)).copied()
     }
-
-    fn verdict(&self, arch: u32, nr: u32, args: &[u64; 6]) -> Action {
-        if !self.arches.contains(&arch) {
-            return self.policy.unknown_abi;
-        }
-        self.policy.verdict(self.name(arch, nr), args)
-    }
 }
 
 /// Argument vectors that exercise every condition the policy puts on `syscall`.
@@ -107,81 +100,153 @@ fn arg_classes(policy: &Policy, syscall: &str) -> Vec<[u64; 6]> {
         .collect()
 }
 
+/// What the policy says for one number of one AUDIT_ARCH.
+#[derive(Clone, Copy)]
+enum Expect<'a> {
+    /// The same action whatever the arguments.
+    Fixed(Action, Option<&'a str>),
+    /// Depends on the arguments of this syscall.
+    ByArgs(&'a str),
+}
+
 /// Proves `prog` implements `policy` over `tables`; every disagreement is reported.
 pub fn prove(prog: &[Insn], tables: &Tables, policy: &Policy) -> Result<Proof, Errors> {
     let reference = Reference::new(tables, policy);
-    let mut errors = Errors::default();
-    let mut mismatches = 0usize;
-    let mut report = |errors: &mut Errors, m: String| {
-        mismatches += 1;
-        if mismatches <= MAX_REPORTED {
-            errors.push(Diagnostic::bare(format!("proof: {m}")));
-        }
-    };
-    let plain_args = [[0u64; 6], [u64::MAX; 6]];
-    let mut classes: HashMap<&str, Vec<[u64; 6]>> = HashMap::new();
-    let mut abis = Vec::new();
-    for abi in &tables.abis {
-        let mut numbers: Vec<u32> = (abi.nr_base..abi.nr_base.saturating_add(SWEEP)).collect();
-        numbers.extend(abi.syscalls.values().map(|n| abi.nr_base + n));
-        for other in tables.abis.iter().filter(|o| o.audit_arch == abi.audit_arch) {
-            let (lo, hi) = (other.nr_base, other.nr_base + other.nr_limit);
-            numbers.extend([lo.wrapping_sub(1), lo, hi - 1, hi]);
-        }
-        numbers.extend([0, 0x7fff_ffff, 0x8000_0000, u32::MAX]);
-        numbers.sort_unstable();
-        numbers.dedup();
-        let mut p = AbiProof { abi: abi.name.clone(), numbers: numbers.len(), cases: 0, worst_path: 0, mean_path: 0.0, cacheable: 0 };
-        for &nr in &numbers {
-            let name = reference.name(abi.audit_arch, nr);
-            let by_args = name.is_some_and(|n| policy.looks_at_args(n));
-            let args: &[[u64; 6]] = match name {
-                Some(n) if by_args => classes.entry(n).or_insert_with(|| arg_classes(policy, n)),
-                _ => &plain_args,
-            };
-            for a in args {
-                let d = SeccompData { nr, arch: abi.audit_arch, ip: 0, args: *a, big_endian: abi.endian == crate::Endian::Big };
-                let want = reference.verdict(abi.audit_arch, nr, a);
-                p.cases += 1;
-                match sim::run(prog, &d) {
-                    Ok(o) => {
-                        p.worst_path = p.worst_path.max(o.steps);
-                        if o.ret != want.to_ret() {
-                            let got = Action::from_ret(o.ret).map_or(format!("{:#x}", o.ret), |a| a.to_string());
-                            report(&mut errors, format!(
-                                "ABI `{}`, {} (nr {nr:#x}), args {:x?}: the program returns {got}, the policy says {want}",
-                                abi.name, name.unwrap_or("no syscall"), a
-                            ));
+    let classes: HashMap<&str, Vec<[u64; 6]>> =
+        policy.names().into_iter().filter(|n| policy.looks_at_args(n)).map(|n| (n, arg_classes(policy, n))).collect();
+    // ABIs are independent: prove them on all cores.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(tables.abis.len().max(1));
+    let chunk = tables.abis.len().div_ceil(threads.max(1)).max(1);
+    let results: Vec<(Vec<AbiProof>, Vec<String>, usize)> = std::thread::scope(|s| {
+        let handles: Vec<_> = tables
+            .abis
+            .chunks(chunk)
+            .map(|abis| {
+                let (reference, classes) = (&reference, &classes);
+                s.spawn(move || {
+                    let mut msgs = Vec::new();
+                    let mut count = 0;
+                    let proofs = abis.iter().map(|abi| prove_abi(prog, tables, abi, reference, classes, &mut |m| {
+                        count += 1;
+                        if msgs.len() < MAX_REPORTED {
+                            msgs.push(m);
                         }
-                    }
-                    Err(e) => report(&mut errors, format!("ABI `{}`, nr {nr:#x}: the program fails: {e}", abi.name)),
-                }
-            }
-            if !by_args && reference.verdict(abi.audit_arch, nr, &[0; 6]) == Action::Allow {
-                if sim::const_allow(prog, abi.audit_arch, nr) {
-                    p.cacheable += 1;
-                } else {
-                    report(&mut errors, format!(
-                        "ABI `{}`, {} (nr {nr:#x}) is allowed without looking at arguments, but the kernel's action cache could not skip the filter for it",
-                        abi.name, name.unwrap_or("no syscall")
-                    ));
-                }
-            }
-        }
-        let steps: Vec<usize> = abi
-            .syscalls
-            .values()
-            .filter_map(|n| sim::run(prog, &SeccompData { nr: abi.nr_base + n, arch: abi.audit_arch, ..Default::default() }).ok())
-            .map(|o| o.steps)
+                    })).collect();
+                    (proofs, msgs, count)
+                })
+            })
             .collect();
-        p.mean_path = steps.iter().sum::<usize>() as f64 / steps.len().max(1) as f64;
-        abis.push(p);
+        handles.into_iter().map(|h| h.join().expect("proof thread")).collect()
+    });
+    let mut errors = Errors::default();
+    let mut mismatches = 0;
+    let mut abis = Vec::new();
+    for (proofs, msgs, count) in results {
+        abis.extend(proofs);
+        mismatches += count;
+        errors.0.extend(msgs.into_iter().map(|m| Diagnostic::bare(format!("proof: {m}"))));
     }
-    let unknown_arch_cases = prove_unknown_arches(prog, tables, &reference, &mut |m| report(&mut errors, m));
-    if mismatches > MAX_REPORTED {
-        errors.push(Diagnostic::bare(format!("proof: ... and {} more disagreements", mismatches - MAX_REPORTED)));
+    let unknown_arch_cases = prove_unknown_arches(prog, tables, &reference, &mut |m| {
+        mismatches += 1;
+        errors.push(Diagnostic::bare(format!("proof: {m}")));
+    });
+    errors.0.truncate(MAX_REPORTED);
+    if mismatches > errors.0.len() {
+        errors.push(Diagnostic::bare(format!("proof: ... and {} more disagreements", mismatches - errors.0.len())));
     }
     errors.into_result(Proof { abis, unknown_arch_cases })
+}
+
+fn mismatch(abi: &crate::table::Abi, name: Option<&str>, nr: u32, args: Option<&[u64; 6]>, got: u32, want: Action) -> String {
+    let got = Action::from_ret(got).map_or(format!("{got:#x}"), |a| a.to_string());
+    let args = args.map_or("any args".to_string(), |a| format!("args {a:x?}"));
+    format!("ABI `{}`, {} (nr {nr:#x}), {args}: the program returns {got}, the policy says {want}", abi.name, name.unwrap_or("no syscall"))
+}
+
+fn prove_abi(
+    prog: &[Insn],
+    tables: &Tables,
+    abi: &crate::table::Abi,
+    reference: &Reference,
+    classes: &HashMap<&str, Vec<[u64; 6]>>,
+    report: &mut dyn FnMut(String),
+) -> AbiProof {
+    let policy = reference.policy;
+    // The policy's meaning for every number any ABI of this AUDIT_ARCH names.
+    let mut expect: HashMap<u32, Expect> = HashMap::new();
+    for other in tables.abis.iter().filter(|o| o.audit_arch == abi.audit_arch) {
+        for (name, n) in &other.syscalls {
+            let nr = other.nr_base + n;
+            let name = reference.name(abi.audit_arch, nr).unwrap_or(name);
+            let e = if policy.looks_at_args(name) { Expect::ByArgs(name) } else { Expect::Fixed(policy.verdict(Some(name), &[0; 6]), Some(name)) };
+            expect.insert(nr, e);
+        }
+    }
+    let mut numbers: Vec<u32> = (abi.nr_base..abi.nr_base.saturating_add(SWEEP)).collect();
+    numbers.extend(expect.keys());
+    for other in tables.abis.iter().filter(|o| o.audit_arch == abi.audit_arch) {
+        let (lo, hi) = (other.nr_base, other.nr_base + other.nr_limit);
+        numbers.extend([lo.wrapping_sub(1), lo, hi - 1, hi]);
+    }
+    numbers.extend([0, 0x7fff_ffff, 0x8000_0000, u32::MAX]);
+    numbers.sort_unstable();
+    numbers.dedup();
+    let big_endian = abi.endian == crate::Endian::Big;
+    let plain_args = [[0u64; 6], [u64::MAX; 6]];
+    let mut p = AbiProof { abi: abi.name.clone(), numbers: numbers.len(), cases: 0, worst_path: 0, mean_path: 0.0, cacheable: 0 };
+    for &nr in &numbers {
+        let e = expect.get(&nr).copied().unwrap_or(Expect::Fixed(policy.default, None));
+        // A path that reads only nr/arch gives the same outcome for every argument value:
+        // one run stands for all of them, and it is the kernel's action-cache decision too.
+        if let Expect::Fixed(want, name) = e {
+            if let Some(o) = sim::const_path(prog, abi.audit_arch, nr) {
+                p.cases += 1;
+                p.worst_path = p.worst_path.max(o.steps);
+                if o.ret != want.to_ret() {
+                    report(mismatch(abi, name, nr, None, o.ret, want));
+                } else if want == Action::Allow {
+                    p.cacheable += 1;
+                }
+                continue;
+            }
+            if want == Action::Allow {
+                report(format!(
+                    "ABI `{}`, {} (nr {nr:#x}) is allowed without looking at arguments, but the kernel's action cache could not skip the filter for it",
+                    abi.name,
+                    name.unwrap_or("no syscall")
+                ));
+            }
+        }
+        let (args, name): (&[[u64; 6]], Option<&str>) = match e {
+            Expect::Fixed(_, name) => (&plain_args, name),
+            Expect::ByArgs(name) => (&classes[name], Some(name)),
+        };
+        for a in args {
+            let want = match e {
+                Expect::Fixed(action, _) => action,
+                Expect::ByArgs(name) => policy.verdict(Some(name), a),
+            };
+            p.cases += 1;
+            let d = SeccompData { nr, arch: abi.audit_arch, ip: 0, args: *a, big_endian };
+            match sim::run(prog, &d) {
+                Ok(o) => {
+                    p.worst_path = p.worst_path.max(o.steps);
+                    if o.ret != want.to_ret() {
+                        report(mismatch(abi, name, nr, Some(a), o.ret, want));
+                    }
+                }
+                Err(err) => report(format!("ABI `{}`, nr {nr:#x}: the program fails: {err}", abi.name)),
+            }
+        }
+    }
+    let steps: Vec<usize> = abi
+        .syscalls
+        .values()
+        .filter_map(|n| sim::run(prog, &SeccompData { nr: abi.nr_base + n, arch: abi.audit_arch, big_endian, ..Default::default() }).ok())
+        .map(|o| o.steps)
+        .collect();
+    p.mean_path = steps.iter().sum::<usize>() as f64 / steps.len().max(1) as f64;
+    p
 }
 
 /// AUDIT_ARCH values no table has (neighbours of the known ones) must get `unknown_abi`.

@@ -139,20 +139,24 @@ pub fn run(prog: &[Insn], d: &SeccompData) -> Result<Outcome, SimError> {
     }
 }
 
-/// Whether the kernel's action cache may skip the filter for `(arch, nr)`: the path
-/// reads only `nr`/`arch`, uses JEQ/JGE/JGT/JSET with constants, `and #k` and JA, and
-/// ends in `ret ALLOW` (`seccomp_is_const_allow` in kernel/seccomp.c).
-pub fn const_allow(prog: &[Insn], arch: u32, nr: u32) -> bool {
+/// Runs `prog` for `(arch, nr)` the way the kernel decides action-cache eligibility
+/// (`seccomp_is_const_allow` in kernel/seccomp.c): only loads of `nr`/`arch`, JEQ/JGE/JGT/
+/// JSET with constants, `and #k` and JA are followed. `None` when the path uses anything
+/// else (an argument load): then the outcome may depend on the arguments. When `Some`, the
+/// outcome holds for every argument value, and the kernel caches the number if it is ALLOW.
+pub fn const_path(prog: &[Insn], arch: u32, nr: u32) -> Option<Outcome> {
     let mut reg = 0u32;
     let mut pc = 0usize;
+    let mut steps = 0;
     while let Some(i) = prog.get(pc) {
+        steps += 1;
         match i.code {
             c if c == op::LD | op::W | op::ABS => match i.k {
                 data::NR => reg = nr,
                 data::ARCH => reg = arch,
-                _ => return false,
+                _ => return None,
             },
-            c if c == op::RET | op::K => return i.k == crate::bpf::Action::Allow.to_ret(),
+            c if c == op::RET | op::K => return Some(Outcome { ret: i.k, steps }),
             c if c == op::JMP | op::JA => pc += i.k as usize,
             c if c & 0x0f == op::JMP | op::K && matches!(c & 0xf0, op::JEQ | op::JGE | op::JGT | op::JSET) => {
                 let taken = match c & 0xf0 {
@@ -164,11 +168,11 @@ pub fn const_allow(prog: &[Insn], arch: u32, nr: u32) -> bool {
                 pc += usize::from(if taken { i.jt } else { i.jf });
             }
             c if c == op::ALU | op::AND | op::K => reg &= i.k,
-            _ => return false,
+            _ => return None,
         }
         pc += 1;
     }
-    false
+    None
 }
 
 #[cfg(test)]
