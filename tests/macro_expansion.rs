@@ -1,0 +1,75 @@
+//! The proc-macro's output: the same program the CLI builds, placed in its ELF section,
+//! and rebuilt when a table changes.
+
+use rootemu_codegen::{Filter, Inputs, export};
+use rootemu_tests::{rootemu_bin, tables_dir, workspace};
+use std::process::Command;
+
+static FILTER: rootemu::Filter = rootemu::root_emulation!();
+
+fn program_bytes(f: &rootemu::Filter, big_endian: bool) -> Vec<u8> {
+    f.program
+        .iter()
+        .map(|i| rootemu_codegen::Insn::new(i.code, i.jt, i.jf, i.k))
+        .flat_map(|i| i.to_bytes(big_endian))
+        .collect()
+}
+
+#[test]
+fn macro_program_equals_the_cli_export_instruction_for_instruction() {
+    for (order, big) in [("little", false), ("big", true)] {
+        let out = Command::new(rootemu_bin()).args(["filter", "export", "--format", "raw", "--byte-order", order]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.stdout, program_bytes(&FILTER, big), "{order}-endian export differs from root_emulation!()");
+    }
+    // And the listing has one line per instruction of the same program.
+    let dump = Command::new(rootemu_bin()).args(["filter", "dump"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&dump.stdout).lines().count(), FILTER.program.len());
+}
+
+#[test]
+fn macro_program_equals_codegen_on_the_files() {
+    let tables = tables_dir();
+    let policy = tables.join("policy/root-emulation.yaml");
+    let f = Filter::build(&Inputs { tables: &tables, policy: &policy, abis: &[] }).unwrap();
+    assert_eq!(export::raw(&f.program, false), program_bytes(&FILTER, false));
+    let names: Vec<&str> = FILTER.abis.iter().map(|a| a.name).collect();
+    let expected: Vec<&str> = f.tables.abis.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, expected);
+    assert!(FILTER.abis.iter().all(|a| a.kernel == f.kernel()), "kernel release travels with each ABI");
+}
+
+#[test]
+fn every_table_file_is_a_rebuild_dependency() {
+    // cargo fingerprints a crate by its dep-info: a file listed there rebuilds the crate when it changes.
+    let exe = std::env::current_exe().unwrap();
+    let dep_info = std::fs::read_to_string(exe.with_extension("d")).expect("dep-info next to the test binary");
+    for entry in std::fs::read_dir(tables_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|x| x == "yaml") {
+            let name = path.file_name().unwrap().to_str().unwrap();
+            assert!(dep_info.contains(&format!("tables/{name}")), "{name} is not a dependency of the crate using root_emulation!()");
+        }
+    }
+    assert!(dep_info.contains("tables/policy/root-emulation.yaml"));
+    let _ = workspace();
+}
+
+#[test]
+fn program_is_in_its_own_elf_section() {
+    let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+    let elf = goblin::elf::Elf::parse(&exe).unwrap();
+    let sh = elf
+        .section_headers
+        .iter()
+        .find(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(".rootemu_filter"))
+        .expect("section .rootemu_filter");
+    let data = &exe[sh.sh_offset as usize..(sh.sh_offset + sh.sh_size) as usize];
+    assert_eq!(&data[..8], b"ROOTEMU\x01");
+    let n = u32::from_le_bytes(data[8..12].try_into().unwrap()) as usize;
+    assert_eq!(n, FILTER.program.len());
+    assert_eq!(&data[16..16 + 8 * n], &program_bytes(&FILTER, false)[..]);
+    let meta_len = u32::from_le_bytes(data[12..16].try_into().unwrap()) as usize;
+    let meta = std::str::from_utf8(&data[16 + 8 * n..16 + 8 * n + meta_len]).unwrap();
+    assert!(meta.starts_with("policy=root-emulation\nkernel=6.12."), "{meta}");
+}
