@@ -1,7 +1,9 @@
 //! The `rootemu` command line: tables, filters, and running commands under root emulation.
 
+mod bench;
 mod filter;
 mod inputs;
+mod inspect;
 mod run;
 mod tables;
 
@@ -26,6 +28,10 @@ enum Command {
     Filter(filter::FilterCmd),
     /// Run a command in a user namespace under root emulation.
     Run(run::RunArgs),
+    /// Find, decode and check the filters embedded in an ELF binary.
+    Inspect(inspect::InspectArgs),
+    /// Measure syscall overhead, workloads and build cost side by side.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +40,8 @@ fn main() -> ExitCode {
         Command::Tables(c) => tables::main(c),
         Command::Filter(c) => filter::main(c),
         Command::Run(a) => run::main(a),
+        Command::Inspect(a) => inspect::main(a),
+        Command::Bench(a) => bench::main(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
