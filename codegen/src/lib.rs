@@ -8,6 +8,7 @@ pub mod import;
 pub mod disasm;
 pub mod export;
 pub mod filter;
+pub mod matrix;
 pub mod policy;
 pub mod proof;
 pub mod sim;
