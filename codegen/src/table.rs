@@ -97,6 +97,8 @@ pub(crate) struct AbiFile {
     endian: Endian,
     #[serde(default)]
     convention: Convention,
+    #[serde(default = "yes")]
+    audit_le_bit: bool,
     nr_base: u32,
     nr_limit: u32,
     import: ImportRecipe,
@@ -122,6 +124,9 @@ pub struct Abi {
     pub endian: Endian,
     /// AUDIT_ARCH convention flag.
     pub convention: Convention,
+    /// Whether the kernel's AUDIT_ARCH sets the little-endian bit for this ABI (false for
+    /// xtensa, microblaze and hexagon, whose constants never do).
+    pub audit_le_bit: bool,
     /// Added to each table number to get what seccomp sees.
     pub nr_base: u32,
     /// Every table number is below this.
@@ -152,7 +157,7 @@ impl Abi {
 
     /// The AUDIT_ARCH implied by the ELF facts.
     pub fn derived_audit_arch(&self) -> u32 {
-        derive_audit_arch(self.elf_machine, self.bits, self.endian, self.convention)
+        derive_audit_arch(self.elf_machine, self.bits, self.endian, self.convention, self.audit_le_bit)
     }
 
     /// 1-based line of a syscall's entry.
@@ -166,13 +171,14 @@ impl Abi {
     }
 }
 
-/// `AUDIT_ARCH_* = EM_* | 64-bit | little-endian | convention`, as `include/uapi/linux/audit.h`.
-pub fn derive_audit_arch(elf_machine: u32, bits: u32, endian: Endian, convention: Convention) -> u32 {
+/// `AUDIT_ARCH_* = EM_* | 64-bit | little-endian | convention`, as `include/uapi/linux/audit.h`;
+/// `le_bit` false: the constant has no little-endian bit whatever the byte order.
+pub fn derive_audit_arch(elf_machine: u32, bits: u32, endian: Endian, convention: Convention, le_bit: bool) -> u32 {
     let mut v = elf_machine;
     if bits == 64 {
         v |= 0x8000_0000;
     }
-    if endian == Endian::Little {
+    if endian == Endian::Little && le_bit {
         v |= 0x4000_0000;
     }
     if convention == Convention::Mips64N32 {
@@ -275,6 +281,10 @@ impl Tables {
     }
 }
 
+fn yes() -> bool {
+    true
+}
+
 /// `unknown ABI "x"`, with the closest name.
 pub(crate) fn unknown_abi_message(name: &str, tables: &Tables) -> String {
     let mut m = format!("unknown ABI `{name}`");
@@ -293,7 +303,7 @@ fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> A
     if f.bits != 32 && f.bits != 64 {
         errors.push(Diagnostic::at(path, at("bits"), format!("ABI `{}`: bits must be 32 or 64, not {}", f.abi, f.bits)));
     }
-    let derived = derive_audit_arch(f.elf_machine, f.bits, f.endian, f.convention);
+    let derived = derive_audit_arch(f.elf_machine, f.bits, f.endian, f.convention, f.audit_le_bit);
     if derived != f.audit_arch {
         errors.push(Diagnostic::at(
             path,
@@ -305,7 +315,11 @@ fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> A
                 f.elf_machine,
                 f.bits,
                 if f.endian == Endian::Big { "big" } else { "little" },
-                if f.convention == Convention::Mips64N32 { ", mips64_n32" } else { "" },
+                match (f.convention == Convention::Mips64N32, f.audit_le_bit) {
+                    (true, _) => ", mips64_n32",
+                    (false, false) => ", no LE bit",
+                    _ => "",
+                },
                 derived
             ),
         ));
@@ -361,6 +375,7 @@ fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> A
         bits: f.bits,
         endian: f.endian,
         convention: f.convention,
+        audit_le_bit: f.audit_le_bit,
         nr_base: f.nr_base,
         nr_limit: f.nr_limit,
         import: f.import,

@@ -60,7 +60,7 @@ pub(crate) fn parse(file: &Path, text: &str, errors: &mut Errors) -> Vec<Row> {
 /// them to `out`. Two rows with one name or one number are errors at the later row.
 pub(crate) fn select(file: &Path, rows: &[Row], tags: &[String], out: &mut Imported, errors: &mut Errors) {
     let mut lines: std::collections::BTreeMap<u32, usize> = std::collections::BTreeMap::new();
-    for r in rows.iter().filter(|r| tags.iter().any(|t| *t == r.abi) && !r.placeholder()) {
+    for r in rows.iter().filter(|r| tags.contains(&r.abi) && !r.placeholder()) {
         if let Some(&n) = out.syscalls.get(&r.name) {
             errors.push(Diagnostic::at(file, Some(r.line), format!("syscall `{}` numbered twice for tags [{}]: {} and {}", r.name, tags.join(", "), n, r.nr)));
             continue;

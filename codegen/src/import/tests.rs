@@ -41,7 +41,7 @@ const GENERIC_TBL: &str = "0\tcommon\tio_setup\t\t\tsys_io_setup\t\t\tcompat_sys
 const ASM_HEADERS: &str = "syscall_abis_32  += common,32\nsyscall_abis_64  += common,64\nsyscalltbl := $(srctree)/scripts/syscall.tbl\n-include $(srctree)/arch/$(SRCARCH)/kernel/Makefile.syscalls\n";
 
 fn generic_header(abi: &str, arch: &str, bits: u32, em: u32) -> String {
-    let aa = crate::table::derive_audit_arch(em, bits, crate::table::Endian::Little, crate::table::Convention::None);
+    let aa = crate::table::derive_audit_arch(em, bits, crate::table::Endian::Little, crate::table::Convention::None, true);
     format!(
         "abi: {abi}\naudit_arch: {aa:#x}\nelf_machine: {em}\nbits: {bits}\nendian: little\nnr_base: 0\nnr_limit: 1024\nimport:\n  generic: {{bits: {bits}, makefile: arch/{arch}/kernel/Makefile.syscalls, uapi: arch/{arch}/include/uapi/asm/unistd.h}}\n"
     )

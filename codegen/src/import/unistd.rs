@@ -91,11 +91,10 @@ impl Cpp {
                         }
                         None => errors.push(at("#else without #if".into())),
                     },
-                    "endif" => {
-                        if stack.pop().is_none() {
-                            errors.push(at("#endif without #if".into()));
-                        }
-                    }
+                    "endif" => match stack.pop() {
+                        Some(_) => {}
+                        None => errors.push(at("#endif without #if".into())),
+                    },
                     _ if !active(&stack) => {}
                     "define" => {
                         let name_end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
