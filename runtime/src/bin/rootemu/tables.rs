@@ -1,7 +1,9 @@
-//! `rootemu tables ...`: import tables from a kernel tree, check them, compare two sets.
+//! `rootemu tables ...`: import tables from a kernel tree, check them, compare two sets,
+//! show a policy's syscall x ABI matrix.
 
+use crate::inputs::FilterInputs;
 use clap::Subcommand;
-use rootemu_codegen::{Errors, Tables, import};
+use rootemu_codegen::{Errors, Policy, Tables, import, matrix};
 use std::path::{Path, PathBuf};
 
 /// `rootemu tables` subcommands.
@@ -35,6 +37,14 @@ pub(crate) enum TablesCmd {
         /// ABI headers used to import a kernel tree.
         #[arg(long, default_value = "tables")]
         tables: PathBuf,
+        /// Policies to flag for review (repeatable; default: every `<tables>/policy/*.yaml`).
+        #[arg(long = "policy", value_name = "FILE")]
+        policies: Vec<PathBuf>,
+    },
+    /// Print the syscall x ABI matrix of a policy: the numbers a reviewer checks.
+    Show {
+        #[command(flatten)]
+        inputs: FilterInputs,
     },
 }
 
@@ -65,13 +75,59 @@ pub(crate) fn main(cmd: TablesCmd) -> Result<u8, String> {
                 Ok(1)
             }
         },
-        TablesCmd::Diff { old, new, tables } => {
+        TablesCmd::Diff { old, new, tables, policies } => {
             let o = side(&old, &tables)?;
             let n = side(&new, &tables)?;
-            print!("{}", import::diff(&o, &n));
+            let d = import::diff(&o, &n);
+            print!("{d}");
+            let policies = if policies.is_empty() { policy_files(&tables.join("policy")) } else { policies };
+            for path in policies {
+                let p = Policy::load(&path, &n).map_err(show)?;
+                print!("{}", review(&p, &path, &d));
+            }
+            Ok(0)
+        }
+        TablesCmd::Show { inputs } => {
+            let f = inputs.build()?;
+            print!("{}", matrix::policy_matrix(&f.tables, &f.policy));
             Ok(0)
         }
     }
+}
+
+/// The `*.yaml` files of a policy directory, sorted.
+fn policy_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "yaml")).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// What a table change means for one policy: names it lists that changed, and new or
+/// changed names that look like one it lists (e.g. a new chown-like call) and need review.
+fn review(p: &Policy, path: &Path, d: &import::TablesDiff) -> String {
+    let listed = p.names();
+    let touched: Vec<&str> = d.names_touched().collect();
+    let changed: Vec<&str> = touched.iter().copied().filter(|n| listed.contains(n)).collect();
+    let similar: Vec<String> = touched
+        .iter()
+        .filter(|n| !listed.contains(*n))
+        .filter_map(|n| listed.iter().filter(|l| n.contains(**l) || l.contains(*n)).max_by_key(|l| l.len()).map(|l| format!("{n} (like {l})")))
+        .collect();
+    let mut out = format!("policy {} ({}): ", p.name, path.display());
+    if changed.is_empty() && similar.is_empty() {
+        out.push_str("not touched\n");
+        return out;
+    }
+    out.push_str("REVIEW\n");
+    if !changed.is_empty() {
+        out.push_str(&format!("  listed names that changed: {}\n", changed.join(", ")));
+    }
+    if !similar.is_empty() {
+        out.push_str(&format!("  new or changed names like listed ones: {}\n", similar.join(", ")));
+    }
+    out
 }
 
 fn show(e: Errors) -> String {
