@@ -52,7 +52,6 @@ fn every_table_file_is_a_rebuild_dependency() {
         }
     }
     assert!(dep_info.contains("tables/policy/root-emulation.yaml"));
-    let _ = workspace();
 }
 
 #[test]
@@ -72,4 +71,22 @@ fn program_is_in_its_own_elf_section() {
     let meta_len = u32::from_le_bytes(data[12..16].try_into().unwrap()) as usize;
     let meta = std::str::from_utf8(&data[16 + 8 * n..16 + 8 * n + meta_len]).unwrap();
     assert!(meta.starts_with("policy=root-emulation\nkernel=6.12."), "{meta}");
+}
+
+#[test]
+fn bundled_tables_travel_inside_the_published_macros_crate() {
+    // A crate depending on rootemu from a registry expands root_emulation!() from the
+    // tables packaged with rootemu-macros (macros/tables links to tables/).
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["package", "--list", "--allow-dirty", "--offline", "-p", "rootemu-macros"])
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed = String::from_utf8_lossy(&out.stdout);
+    for abi in FILTER.abis {
+        assert!(listed.lines().any(|l| l == format!("tables/{}.yaml", abi.name)), "tables/{}.yaml is not packaged", abi.name);
+    }
+    assert!(listed.lines().any(|l| l == "tables/policy/root-emulation.yaml"));
 }
