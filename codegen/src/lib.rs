@@ -5,6 +5,7 @@ pub mod bpf;
 pub mod compile;
 pub mod diag;
 pub mod import;
+pub mod layout;
 pub mod disasm;
 pub mod export;
 pub mod filter;
