@@ -2,7 +2,7 @@
 
 use crate::asm::{Asm, Label, Op, Target};
 use crate::bpf::{Action, Insn, data, op};
-use crate::diag::Errors;
+use crate::diag::{Diagnostic, Errors};
 use crate::policy::{Cmp, Policy};
 use crate::table::{Abi, Endian, Tables};
 use std::collections::BTreeMap;
@@ -14,8 +14,26 @@ use std::collections::BTreeMap;
 /// binary search over the numbers the policy names; argument checks in shared blocks.
 /// Only numbers an ABI has are compared: a name it lacks produces no instruction.
 pub fn compile(tables: &Tables, policy: &Policy) -> Result<Vec<Insn>, Errors> {
-    let mut c = Compiler { asm: Asm::default(), rets: BTreeMap::new(), blocks: BTreeMap::new(), policy };
-    c.program(tables);
+    compile_with(tables, policy, &Layout::Search)
+}
+
+/// How AUDIT_ARCH values and numbers are dispatched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Binary search over AUDIT_ARCH values and over numbers (rootemu's layout).
+    Search,
+    /// Charliecloud's layout, for comparison: a chain of AUDIT_ARCH compares with this
+    /// ABI's last, then one `jeq` per number in ascending order.
+    Linear {
+        /// The ABI whose AUDIT_ARCH is compared last (the host's).
+        host_last: String,
+    },
+}
+
+/// Compiles with the given layout; the argument blocks and returns are the same.
+pub fn compile_with(tables: &Tables, policy: &Policy, layout: &Layout) -> Result<Vec<Insn>, Errors> {
+    let mut c = Compiler { asm: Asm::default(), rets: BTreeMap::new(), blocks: BTreeMap::new(), policy, linear: false };
+    c.program(tables, layout)?;
     c.asm.assemble().map_err(Errors::from)
 }
 
@@ -24,18 +42,26 @@ struct Compiler<'a> {
     rets: BTreeMap<Action, Label>,
     blocks: BTreeMap<(bool, &'a str), Label>,
     policy: &'a Policy,
+    linear: bool,
 }
 
 impl<'a> Compiler<'a> {
-    fn program(&mut self, tables: &'a Tables) {
-        let arches = tables.audit_arches();
+    fn program(&mut self, tables: &'a Tables, layout: &Layout) -> Result<(), Errors> {
+        let mut arches = tables.audit_arches();
+        if let Layout::Linear { host_last } = layout {
+            let host = tables.get(host_last).ok_or_else(|| Diagnostic::bare(crate::table::unknown_abi_message(host_last, tables)))?;
+            arches.retain(|a| *a != host.audit_arch);
+            arches.push(host.audit_arch);
+            self.linear = true;
+        }
         let groups: Vec<Label> = arches.iter().map(|_| self.asm.label()).collect();
-        // A binary search over AUDIT_ARCH values, like the one over numbers.
         let mut cases: Vec<(u32, Label)> = arches.iter().copied().zip(groups.iter().copied()).collect();
-        cases.sort_by_key(|c| c.0);
+        if !self.linear {
+            cases.sort_by_key(|c| c.0);
+        }
         let unknown = self.ret(self.policy.unknown_abi);
         self.asm.emit(Op::Ld(data::ARCH));
-        self.tree(&cases, unknown);
+        self.dispatch_on(&cases, unknown);
         for (arch, l) in arches.iter().zip(&groups) {
             self.asm.bind(*l);
             self.asm.emit(Op::Ld(data::NR));
@@ -63,6 +89,18 @@ impl<'a> Compiler<'a> {
             self.asm.bind(l);
             self.asm.emit(Op::Ret(a.to_ret()));
         }
+        Ok(())
+    }
+
+    /// Jumps to the label of the case equal to the accumulator, else to `default`.
+    fn dispatch_on(&mut self, cases: &[(u32, Label)], default: Label) {
+        if !self.linear {
+            return self.tree(cases, default);
+        }
+        for (k, l) in cases {
+            self.asm.emit(Op::Jmp { cond: op::JEQ, k: *k, jt: Target::To(*l), jf: Target::Next });
+        }
+        self.asm.emit(Op::Ja(default));
     }
 
     fn ret(&mut self, a: Action) -> Label {
@@ -99,7 +137,7 @@ impl<'a> Compiler<'a> {
         }
         cases.sort_by_key(|c| c.0);
         let default = self.ret(self.policy.default);
-        self.tree(&cases, default);
+        self.dispatch_on(&cases, default);
     }
 
     fn tree(&mut self, cases: &[(u32, Label)], default: Label) {

@@ -1,146 +1,21 @@
-//! Alternative program layouts, for comparison only (`rootemu bench`): the same policy as
-//! [`crate::compile`] but laid out like Charliecloud's root-emulation filter — a linear
-//! chain of AUDIT_ARCH compares with the host ABI last, then one `jeq` per faked number,
-//! no binary search. Verified and proved like the real program, so a comparison is fair.
+//! Program variants for comparison only (`rootemu bench`): Charliecloud's linear layout
+//! of the same policy, and a variant the kernel's action cache cannot skip.
 
-use crate::asm::{Asm, Label, Op, Target};
 use crate::bpf::{Action, Insn, data, op};
-use crate::diag::{Diagnostic, Errors};
-use crate::policy::{Cmp, Policy};
+use crate::compile::{self, Layout};
+use crate::diag::Errors;
+use crate::policy::Policy;
 use crate::proof::{self, Proof};
-use crate::table::{Abi, Endian, Tables};
+use crate::table::{Abi, Tables};
 use crate::verifier;
-use std::collections::BTreeMap;
 
-/// A linear-layout program for `policy` over `tables`, verified and proved.
-///
-/// `host_last` names the ABI whose AUDIT_ARCH is compared last (the host's, as in
-/// Charliecloud, so the host pays for every other compare); numbers are compared in
-/// ascending order, one `jeq` each.
+/// A Charliecloud-layout program ([`Layout::Linear`]) for `policy` over `tables`, with
+/// `host_last`'s AUDIT_ARCH compared last; verified and proved like the real program.
 pub fn linear(tables: &Tables, policy: &Policy, host_last: &str) -> Result<(Vec<Insn>, Proof), Errors> {
-    let host = tables.get(host_last).ok_or_else(|| Errors::from(Diagnostic::bare(format!("linear layout: unknown host ABI `{host_last}`"))))?;
-    let mut arches = tables.audit_arches();
-    arches.retain(|a| *a != host.audit_arch);
-    arches.push(host.audit_arch);
-    let mut l = Linear { asm: Asm::default(), rets: BTreeMap::new(), blocks: BTreeMap::new(), policy };
-    let groups: Vec<Label> = arches.iter().map(|_| l.asm.label()).collect();
-    let unknown = l.ret(policy.unknown_abi);
-    l.asm.emit(Op::Ld(data::ARCH));
-    for (arch, g) in arches.iter().zip(&groups) {
-        l.asm.emit(Op::Jmp { cond: op::JEQ, k: *arch, jt: Target::To(*g), jf: Target::Next });
-    }
-    l.asm.emit(Op::Ja(unknown));
-    for (arch, g) in arches.iter().zip(&groups) {
-        l.asm.bind(*g);
-        l.asm.emit(Op::Ld(data::NR));
-        let mut abis: Vec<&Abi> = tables.abis.iter().filter(|a| a.audit_arch == *arch).collect();
-        abis.sort_by_key(|a| std::cmp::Reverse(a.nr_base));
-        let (lowest, higher) = abis.split_last().expect("an AUDIT_ARCH comes from an ABI");
-        let labels: Vec<Label> = higher.iter().map(|_| l.asm.label()).collect();
-        for (abi, lab) in higher.iter().zip(&labels) {
-            l.asm.emit(Op::Jmp { cond: op::JGE, k: abi.nr_base, jt: Target::To(*lab), jf: Target::Next });
-        }
-        l.chain(lowest);
-        for (abi, lab) in higher.iter().zip(&labels) {
-            l.asm.bind(*lab);
-            l.chain(abi);
-        }
-    }
-    let blocks: Vec<((bool, &str), Label)> = std::mem::take(&mut l.blocks).into_iter().collect();
-    for ((big, name), lab) in blocks {
-        l.asm.bind(lab);
-        l.arg_block(name, big);
-    }
-    let rets: Vec<(Action, Label)> = std::mem::take(&mut l.rets).into_iter().collect();
-    for (a, lab) in rets {
-        l.asm.bind(lab);
-        l.asm.emit(Op::Ret(a.to_ret()));
-    }
-    let program = l.asm.assemble().map_err(Errors::from)?;
+    let program = compile::compile_with(tables, policy, &Layout::Linear { host_last: host_last.to_string() })?;
     verifier::verify(&program)?;
     let proof = proof::prove(&program, tables, policy)?;
     Ok((program, proof))
-}
-
-struct Linear<'a> {
-    asm: Asm,
-    rets: BTreeMap<Action, Label>,
-    blocks: BTreeMap<(bool, &'a str), Label>,
-    policy: &'a Policy,
-}
-
-impl<'a> Linear<'a> {
-    fn ret(&mut self, a: Action) -> Label {
-        if let Some(l) = self.rets.get(&a) {
-            return *l;
-        }
-        let l = self.asm.label();
-        self.rets.insert(a, l);
-        l
-    }
-
-    /// One `jeq` per number the policy treats unlike the default, ascending, then the default.
-    fn chain(&mut self, abi: &'a Abi) {
-        let mut cases: Vec<(u32, Label)> = Vec::new();
-        for (name, n) in &abi.syscalls {
-            let rules: Vec<_> = self.policy.rules_for(name).collect();
-            if rules.iter().all(|r| r.action == self.policy.default) {
-                continue;
-            }
-            let target = if rules[0].when_any.is_empty() {
-                self.ret(rules[0].action)
-            } else {
-                let key = (abi.endian == Endian::Big, name.as_str());
-                match self.blocks.get(&key) {
-                    Some(l) => *l,
-                    None => {
-                        let l = self.asm.label();
-                        self.blocks.insert(key, l);
-                        l
-                    }
-                }
-            };
-            cases.push((abi.nr_base + n, target));
-        }
-        cases.sort_by_key(|c| c.0);
-        let default = self.ret(self.policy.default);
-        for (nr, l) in cases {
-            self.asm.emit(Op::Jmp { cond: op::JEQ, k: nr, jt: Target::To(l), jf: Target::Next });
-        }
-        self.asm.emit(Op::Ja(default));
-    }
-
-    /// The argument checks for one syscall, as in the real compiler.
-    fn arg_block(&mut self, name: &str, big_endian: bool) {
-        let policy = self.policy;
-        for rule in policy.rules_for(name) {
-            if rule.when_any.is_empty() {
-                self.asm.emit(Op::Ret(rule.action.to_ret()));
-                return;
-            }
-            let rule_fails = self.asm.label();
-            for (i, all) in rule.when_any.iter().enumerate() {
-                let alt_fails = if i + 1 == rule.when_any.len() { rule_fails } else { self.asm.label() };
-                for atom in all {
-                    self.asm.emit(Op::Ld(data::arg_lo(atom.arg, big_endian)));
-                    if atom.mask != u32::MAX {
-                        self.asm.emit(Op::And(atom.mask));
-                    }
-                    let (jt, jf) = match atom.cmp {
-                        Cmp::Eq => (Target::Next, Target::To(alt_fails)),
-                        Cmp::Ne => (Target::To(alt_fails), Target::Next),
-                    };
-                    self.asm.emit(Op::Jmp { cond: op::JEQ, k: atom.value, jt, jf });
-                }
-                self.asm.emit(Op::Ret(rule.action.to_ret()));
-                if alt_fails != rule_fails {
-                    self.asm.bind(alt_fails);
-                }
-            }
-            self.asm.bind(rule_fails);
-        }
-        self.asm.emit(Op::Ret(policy.default.to_ret()));
-    }
 }
 
 /// `prog` with `ld [args[0]]` prepended: every path reads an argument, so no number is

@@ -197,33 +197,8 @@ pub struct Tables {
 impl Tables {
     /// Loads and validates every `*.yaml` file of `dir` (not its subdirectories).
     pub fn load_dir(dir: &Path) -> Result<Tables, Errors> {
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| Diagnostic::at(dir, None, format!("cannot read tables directory: {e}")))?;
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml") && p.is_file())
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            return Err(Diagnostic::at(dir, None, "no ABI tables (*.yaml) in this directory").into());
-        }
-        let mut errors = Errors::default();
-        let mut texts = Vec::new();
-        for f in files {
-            match std::fs::read_to_string(&f) {
-                Ok(t) => texts.push((f, t)),
-                Err(e) => errors.push(Diagnostic::at(&f, None, format!("cannot read: {e}"))),
-            }
-        }
-        let tables = Tables::parse(texts.iter().map(|(f, t)| (f.as_path(), t.as_str())));
-        match tables {
-            Ok(t) if errors.is_empty() => Ok(t),
-            Ok(_) => Err(errors),
-            Err(e) => {
-                errors.0.extend(e.0);
-                Err(errors)
-            }
-        }
+        let texts = read_dir_texts(dir)?;
+        Tables::parse(texts.iter().map(|(f, t)| (f.as_path(), t.as_str())))
     }
 
     /// Parses and validates ABI files given as (path, text); all errors at once.
@@ -283,6 +258,27 @@ impl Tables {
 
 fn yes() -> bool {
     true
+}
+
+/// `(path, text)` of every `*.yaml` file of a tables directory, sorted by path; an empty
+/// directory or an unreadable file is an error (all of them reported).
+pub(crate) fn read_dir_texts(dir: &Path) -> Result<Vec<(PathBuf, String)>, Errors> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Diagnostic::at(dir, None, format!("cannot read tables directory: {e}")))?;
+    let mut files: Vec<PathBuf> =
+        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "yaml") && p.is_file()).collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Diagnostic::at(dir, None, "no ABI tables (*.yaml) in this directory").into());
+    }
+    let mut errors = Errors::default();
+    let mut out = Vec::new();
+    for f in files {
+        match std::fs::read_to_string(&f) {
+            Ok(t) => out.push((f, t)),
+            Err(e) => errors.push(Diagnostic::at(&f, None, format!("cannot read: {e}"))),
+        }
+    }
+    errors.into_result(out)
 }
 
 /// `unknown ABI "x"`, with the closest name.

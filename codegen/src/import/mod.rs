@@ -151,24 +151,8 @@ pub fn kernel_release(kernel: &Path) -> Result<String, Errors> {
 
 /// The header of every `*.yaml` of `dir`: the file up to its generated part.
 fn read_headers(dir: &Path) -> Result<Vec<(PathBuf, String)>, Errors> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Diagnostic::at(dir, None, format!("cannot read tables directory: {e}")))?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml") && p.is_file())
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(Diagnostic::at(dir, None, "no ABI tables (*.yaml) in this directory").into());
-    }
-    let mut errors = Errors::default();
-    let mut out = Vec::new();
-    for f in files {
-        match std::fs::read_to_string(&f) {
-            Ok(t) => out.push((f, write::header_of(&t))),
-            Err(e) => errors.push(Diagnostic::at(&f, None, format!("cannot read: {e}"))),
-        }
-    }
-    errors.into_result(out)
+    let texts = crate::table::read_dir_texts(dir)?;
+    Ok(texts.into_iter().map(|(f, t)| (f, write::header_of(&t))).collect())
 }
 
 /// Reads one ABI's numbers as its recipe says.
