@@ -49,8 +49,12 @@ fn quick_bench_reports_every_section() {
         for (path, n) in nums.iter().filter(|(p, _)| !p.ends_with(".returns") && !p.ends_with(".nr")) {
             assert!(n.is_finite() && *n >= 0.0, "{path} = {n}");
         }
-        let positive = nums.iter().filter(|(p, n)| (p.contains("ns_per_call") || p.ends_with(".ms.min") || p.ends_with(".seconds.min")) && *n > 0.0).count();
-        let measured = nums.iter().filter(|(p, _)| p.contains("ns_per_call") || p.ends_with(".ms.min") || p.ends_with(".seconds.min")).count();
+        let positive = nums
+            .iter()
+            .filter(|(p, n)| (p.contains("ns_per_call") || p.ends_with(".ms.min") || p.ends_with(".seconds.min")) && *n > 0.0)
+            .count();
+        let measured =
+            nums.iter().filter(|(p, _)| p.contains("ns_per_call") || p.ends_with(".ms.min") || p.ends_with(".seconds.min")).count();
         assert_eq!(positive, measured, "section {name}: every measured time must be positive");
     }
     // The faked call is faked under rootemu (returns 0), and is EBADF without a filter.

@@ -7,8 +7,8 @@
 //! Trees: `$ROOTEMU_KERNEL_6_12` / `$ROOTEMU_KERNEL_6_1`, or extracted (only the files
 //! needed) from `/usr/src/linux-source-6.{12,1}.tar.xz` into `<target>/kernel-cache/`.
 
-use rootemu_codegen::import::{diff, import_tree};
 use rootemu_codegen::Tables;
+use rootemu_codegen::import::{diff, import_tree};
 use rootemu_tests::{need_path, rootemu_bin, tables_dir, workspace};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -209,7 +209,8 @@ fn cli_check_accepts_shipped_tables_and_points_at_a_duplicate_number() {
     let line = std::fs::read_to_string(bad.join("x86_64.yaml")).unwrap().lines().position(|l| l == "  write: 0").unwrap() + 1;
     let (code, out, err) = rootemu(&["tables", "check", "--tables", bad.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}{err}");
-    let expect = format!("{}:{line}: ABI `x86_64`: syscall `write` has number 0, already used by `read`", bad.join("x86_64.yaml").display());
+    let expect =
+        format!("{}:{line}: ABI `x86_64`: syscall `write` has number 0, already used by `read`", bad.join("x86_64.yaml").display());
     assert!(err.lines().any(|l| l == expect), "{err}");
     let _ = std::fs::remove_dir_all(bad);
 }
@@ -221,7 +222,11 @@ fn cli_import_and_diff_6_1_against_6_12() {
     let (code, stdout, err) = rootemu(&["tables", "import", "--kernel", k612.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{stdout}{err}");
     assert!(stdout.starts_with("kernel 6.12.117: 37 ABIs\n"), "{stdout}");
-    assert!(stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["x86_64", "375", "17", "arch/x86/entry/syscalls/syscall_64.tbl", "[common,", "64]"]), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["x86_64", "375", "17", "arch/x86/entry/syscalls/syscall_64.tbl", "[common,", "64]"]),
+        "{stdout}"
+    );
     assert_eq!(yaml_files(&out), yaml_files(&tables_dir()));
     // Kernel tree against kernel tree, and kernel tree against a tables directory.
     let (code, d, err) = rootemu(&["tables", "diff", k61.to_str().unwrap(), k612.to_str().unwrap()]);
@@ -231,7 +236,10 @@ fn cli_import_and_diff_6_1_against_6_12() {
     assert_eq!(d, d2);
     // cachestat (451, Linux 6.5), fchmodat2 (452, 6.6), mseal (462, 6.10) are new everywhere;
     // x86_64 gained uretprobe (335, 6.11); lookup_dcookie lost its entry point (6.10).
-    assert!(d.contains("ABI x86_64 (6.1.192 -> 6.12.117): 13 added, 0 removed, 0 renumbered, 1 now unimplemented, 0 now implemented\n"), "{d}");
+    assert!(
+        d.contains("ABI x86_64 (6.1.192 -> 6.12.117): 13 added, 0 removed, 0 renumbered, 1 now unimplemented, 0 now implemented\n"),
+        "{d}"
+    );
     for l in ["  + uretprobe 335\n  + cachestat 451\n  + fchmodat2 452\n", "  + mseal 462\n  ! lookup_dcookie now unimplemented\n"] {
         assert!(d.contains(l), "{d}");
     }

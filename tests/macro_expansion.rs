@@ -8,11 +8,7 @@ use std::process::Command;
 static FILTER: rootemu::Filter = rootemu::root_emulation!();
 
 fn program_bytes(f: &rootemu::Filter, big_endian: bool) -> Vec<u8> {
-    f.program
-        .iter()
-        .map(|i| rootemu_codegen::Insn::new(i.code, i.jt, i.jf, i.k))
-        .flat_map(|i| i.to_bytes(big_endian))
-        .collect()
+    f.program.iter().map(|i| rootemu_codegen::Insn::new(i.code, i.jt, i.jf, i.k)).flat_map(|i| i.to_bytes(big_endian)).collect()
 }
 
 #[test]
@@ -58,11 +54,8 @@ fn every_table_file_is_a_rebuild_dependency() {
 fn program_is_in_its_own_elf_section() {
     let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
     let elf = goblin::elf::Elf::parse(&exe).unwrap();
-    let sh = elf
-        .section_headers
-        .iter()
-        .find(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(".rootemu_filter"))
-        .expect("section .rootemu_filter");
+    let sh =
+        elf.section_headers.iter().find(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(".rootemu_filter")).expect("section .rootemu_filter");
     let data = &exe[sh.sh_offset as usize..(sh.sh_offset + sh.sh_size) as usize];
     assert_eq!(&data[..8], b"ROOTEMU\x01");
     let n = u32::from_le_bytes(data[8..12].try_into().unwrap()) as usize;

@@ -130,7 +130,8 @@ fn setuid_and_setgroups_are_faked() {
     }
     let w = env.workdir("setid");
     // $) = "0 50" is setgroups([50]) + setegid(0); POSIX::setuid(50) targets an unmapped uid.
-    let script = r#"perl -e 'use POSIX; $! = 0; $) = "0 50"; die "setgroups: $!\n" if $!; POSIX::setuid(50) // die "setuid: $!\n"; print "done\n"'"#;
+    let script =
+        r#"perl -e 'use POSIX; $! = 0; $) = "0 50"; die "setgroups: $!\n" if $!; POSIX::setuid(50) // die "setuid: $!\n"; print "done\n"'"#;
     let (on, off) = sh_both(env, &w, script);
     assert_eq!(on.status.code(), Some(0), "{}", text(&on));
     assert!(String::from_utf8_lossy(&on.stdout).contains("done"), "{}", text(&on));
@@ -172,7 +173,12 @@ fn check_fakeroot_calls(env: &Env, prog: &Path, abi: &str, calls: usize) {
     assert_eq!(stdout.matches("ok ").count(), calls, "{}", text(&on));
     let off = env.run(&w, &["--no-emulation", "--", p, "f"]);
     assert_eq!(off.status.code(), Some(1), "{}", text(&off));
-    assert_eq!(String::from_utf8_lossy(&off.stdout).matches("FAIL ").count(), calls, "every call must fail without emulation: {}", text(&off));
+    assert_eq!(
+        String::from_utf8_lossy(&off.stdout).matches("FAIL ").count(),
+        calls,
+        "every call must fail without emulation: {}",
+        text(&off)
+    );
 }
 
 #[test]
@@ -328,13 +334,16 @@ fn disabled_user_namespaces_fail_closed() {
 #[test]
 fn real_debian_package_extracts_with_ownership() {
     let Some(env) = env() else { return };
-    if !need("dpkg-deb", "unpacks the .deb") || !need("tar", "extracts with --same-owner") || !need("unshare", "the plain-namespace baseline") {
+    if !need("dpkg-deb", "unpacks the .deb")
+        || !need("tar", "extracts with --same-owner")
+        || !need("unshare", "the plain-namespace baseline")
+    {
         return;
     }
     let w = env.workdir("deb");
-    let cached = fs::read_dir("/var/cache/apt/archives")
-        .ok()
-        .and_then(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("base-files_"))));
+    let cached = fs::read_dir("/var/cache/apt/archives").ok().and_then(|d| {
+        d.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("base-files_")))
+    });
     let deb = match cached {
         Some(p) => p,
         None => {
@@ -342,7 +351,8 @@ fn real_debian_package_extracts_with_ownership() {
                 return;
             }
             let st = Command::new("apt-get").args(["download", "-q", "base-files"]).current_dir(&env.dir).status().unwrap();
-            let found = fs::read_dir(&env.dir).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.to_string_lossy().ends_with(".deb"));
+            let found =
+                fs::read_dir(&env.dir).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.to_string_lossy().ends_with(".deb"));
             match found {
                 Some(p) if st.success() => p,
                 _ => {
@@ -372,7 +382,10 @@ fn real_debian_package_extracts_with_ownership() {
     let o = env.run(&w, &["--", "tar", "--same-owner", "-xpf", "data.tar", "-C", "emu"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(w.join("emu/etc/debian_version").exists());
-    let o = env.as_user(&w, &["unshare", "--user", "--map-root-user", "tar", "--same-owner", "-xpf", "data.tar", "-C", "plain"]).output().unwrap();
+    let o = env
+        .as_user(&w, &["unshare", "--user", "--map-root-user", "tar", "--same-owner", "-xpf", "data.tar", "-C", "plain"])
+        .output()
+        .unwrap();
     assert_ne!(o.status.code(), Some(0), "plain unshare -r must fail on root:staff: {}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("Cannot change ownership"), "{}", text(&o));
 }

@@ -23,14 +23,28 @@ fn a_new_chown_like_syscall_flags_the_policy_for_review() {
     let f = dir.join("x86_64.yaml");
     let text = std::fs::read_to_string(&f).unwrap().replace("\n  fchownat: 260\n", "\n  fchownat: 260\n  fchownat2: 999\n");
     std::fs::write(&f, text).unwrap();
-    let out = Command::new(rootemu_bin()).args(["tables", "diff"]).arg(tables_dir()).arg(&dir).arg("--tables").arg(tables_dir()).output().unwrap();
+    let out = Command::new(rootemu_bin())
+        .args(["tables", "diff"])
+        .arg(tables_dir())
+        .arg(&dir)
+        .arg("--tables")
+        .arg(tables_dir())
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("+ fchownat2 999"), "{stdout}");
     assert!(stdout.contains("policy root-emulation") && stdout.contains("REVIEW"), "{stdout}");
     assert!(stdout.contains("fchownat2 (like fchownat)"), "{stdout}");
     // The same tables on both sides touch nothing.
-    let same = Command::new(rootemu_bin()).args(["tables", "diff"]).arg(tables_dir()).arg(tables_dir()).arg("--tables").arg(tables_dir()).output().unwrap();
+    let same = Command::new(rootemu_bin())
+        .args(["tables", "diff"])
+        .arg(tables_dir())
+        .arg(tables_dir())
+        .arg("--tables")
+        .arg(tables_dir())
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&same.stdout).contains("not touched"));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -24,7 +24,8 @@ impl Insn {
     /// The 8 bytes of this instruction in the given byte order.
     pub fn to_bytes(self, big_endian: bool) -> [u8; 8] {
         let mut b = [0u8; 8];
-        let (code, k) = if big_endian { (self.code.to_be_bytes(), self.k.to_be_bytes()) } else { (self.code.to_le_bytes(), self.k.to_le_bytes()) };
+        let (code, k) =
+            if big_endian { (self.code.to_be_bytes(), self.k.to_be_bytes()) } else { (self.code.to_le_bytes(), self.k.to_le_bytes()) };
         b[0..2].copy_from_slice(&code);
         b[2] = self.jt;
         b[3] = self.jf;
@@ -208,7 +209,16 @@ mod tests {
 
     #[test]
     fn actions_round_trip_through_ret_values() {
-        for a in [Action::Allow, Action::Errno(0), Action::Errno(38), Action::KillProcess, Action::KillThread, Action::Trap, Action::Log, Action::Trace(7)] {
+        for a in [
+            Action::Allow,
+            Action::Errno(0),
+            Action::Errno(38),
+            Action::KillProcess,
+            Action::KillThread,
+            Action::Trap,
+            Action::Log,
+            Action::Trace(7),
+        ] {
             assert_eq!(Action::from_ret(a.to_ret()), Some(a));
         }
         assert_eq!(Action::parse("fake_success"), Some(Action::Errno(0)));

@@ -50,7 +50,8 @@ pub fn disassemble(prog: &[Insn], tables: &Tables) -> String {
         let st = states[pc].clone().unwrap_or(State { a: Reg::Unknown, arches: None });
         let single_arch = st.arches.as_ref().filter(|s| s.len() == 1).and_then(|s| s.first().copied());
         let endian = st.arches.as_ref().and_then(|set| {
-            let e: BTreeSet<bool> = set.iter().filter_map(|a| tables.abis.iter().find(|x| x.audit_arch == *a)).map(|x| x.endian == Endian::Big).collect();
+            let e: BTreeSet<bool> =
+                set.iter().filter_map(|a| tables.abis.iter().find(|x| x.audit_arch == *a)).map(|x| x.endian == Endian::Big).collect();
             (e.len() == 1).then(|| *e.first().expect("one"))
         });
         let mut next = st.clone();
@@ -131,7 +132,11 @@ fn field_name(k: u32, big_endian: Option<bool>) -> String {
         data::NR => "nr".into(),
         data::ARCH => "arch".into(),
         _ if k < data::SIZE && k % 4 == 0 => {
-            let (field, base) = if k < data::ARGS { ("ip".to_string(), data::IP) } else { (format!("args[{}]", (k - data::ARGS) / 8), data::ARGS + (k - data::ARGS) / 8 * 8) };
+            let (field, base) = if k < data::ARGS {
+                ("ip".to_string(), data::IP)
+            } else {
+                (format!("args[{}]", (k - data::ARGS) / 8), data::ARGS + (k - data::ARGS) / 8 * 8)
+            };
             let second = k - base == 4;
             match big_endian {
                 Some(be) => format!("{field}.{}", if second == be { "lo" } else { "hi" }),

@@ -30,7 +30,14 @@ pub fn c_header(f: &Filter) -> String {
     );
     s.push_str(&format!("static const struct sock_filter rootemu_{ident}_insns[{}] = {{\n", f.program.len()));
     for (i, line) in f.program.iter().zip(f.listing().lines()) {
-        s.push_str(&format!("\t{{ {:#06x}, {:3}, {:3}, {:#010x} }}, /* {} */\n", i.code, i.jt, i.jf, i.k, line.trim().replace("*/", "* /")));
+        s.push_str(&format!(
+            "\t{{ {:#06x}, {:3}, {:3}, {:#010x} }}, /* {} */\n",
+            i.code,
+            i.jt,
+            i.jf,
+            i.k,
+            line.trim().replace("*/", "* /")
+        ));
     }
     s.push_str(&format!(
         "}};\n\nstatic const struct sock_fprog rootemu_{ident} = {{\n\t.len = {},\n\t.filter = (struct sock_filter *)rootemu_{ident}_insns,\n}};\n\n#endif /* {guard} */\n",
@@ -46,12 +53,8 @@ pub fn json(f: &Filter) -> String {
         .abis
         .iter()
         .map(|a| {
-            let handled: serde_json::Map<String, serde_json::Value> = f
-                .policy
-                .names()
-                .into_iter()
-                .filter_map(|n| a.nr(n).map(|nr| (n.to_string(), json!(nr))))
-                .collect();
+            let handled: serde_json::Map<String, serde_json::Value> =
+                f.policy.names().into_iter().filter_map(|n| a.nr(n).map(|nr| (n.to_string(), json!(nr)))).collect();
             json!({
                 "name": a.name,
                 "audit_arch": a.audit_arch,

@@ -137,9 +137,7 @@ impl Policy {
 
     /// The policy's meaning for a syscall name (`None`: a number no table names) and its arguments.
     pub fn verdict(&self, syscall: Option<&str>, args: &[u64; 6]) -> Action {
-        syscall
-            .and_then(|name| self.rules_for(name).find(|r| r.applies(args)))
-            .map_or(self.default, |r| r.action)
+        syscall.and_then(|name| self.rules_for(name).find(|r| r.applies(args))).map_or(self.default, |r| r.action)
     }
 
     /// Every syscall name the policy mentions.
@@ -216,7 +214,11 @@ fn validate(path: &Path, f: PolicyFile, lines: &Lines, tables: &Tables) -> Resul
                 }
                 let (Some(mask), Some(value)) = (mask, value) else { continue };
                 if value & !mask != 0 {
-                    errors.push(Diagnostic::at(path, line, format!("condition on arg {}: value {value:#o} has bits outside mask {mask:#o}, so it never matches", a.arg)));
+                    errors.push(Diagnostic::at(
+                        path,
+                        line,
+                        format!("condition on arg {}: value {value:#o} has bits outside mask {mask:#o}, so it never matches", a.arg),
+                    ));
                 }
                 conj.push(Atom { arg: a.arg, mask, cmp, value });
             }
@@ -263,7 +265,11 @@ rules:
         assert_eq!(p.verdict(Some("mknod"), &args(0o060600, 0)), Action::Errno(0));
         assert_eq!(p.verdict(Some("mknod"), &args(0o020000, 0)), Action::Allow, "whiteout goes to the kernel");
         assert_eq!(p.verdict(Some("mknod"), &args(0o010644, 7)), Action::Allow, "FIFO goes to the kernel");
-        assert_eq!(p.verdict(Some("mknod"), &args(0xdead_beef_0000_0000 | 0o020644, 0xffff_ffff_0000_0000)), Action::Allow, "only the low half counts");
+        assert_eq!(
+            p.verdict(Some("mknod"), &args(0xdead_beef_0000_0000 | 0o020644, 0xffff_ffff_0000_0000)),
+            Action::Allow,
+            "only the low half counts"
+        );
         assert_eq!(p.verdict(Some("chown"), &[0; 6]), Action::Errno(0));
         assert_eq!(p.verdict(None, &[0; 6]), Action::Allow);
     }

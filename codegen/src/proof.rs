@@ -89,15 +89,18 @@ fn arg_classes(policy: &Policy, syscall: &str) -> Vec<[u64; 6]> {
     }
     let mut out = vec![[0u64; 6]];
     for (i, values) in &per_arg {
-        out = out.iter().flat_map(|base| values.iter().map(move |v| {
-            let mut a = *base;
-            a[*i] = u64::from(*v);
-            a
-        })).collect();
+        out = out
+            .iter()
+            .flat_map(|base| {
+                values.iter().map(move |v| {
+                    let mut a = *base;
+                    a[*i] = u64::from(*v);
+                    a
+                })
+            })
+            .collect();
     }
-    out.into_iter()
-        .flat_map(|a| HIGH_HALVES.map(|hi| a.map(|v| v | (hi << 32))))
-        .collect()
+    out.into_iter().flat_map(|a| HIGH_HALVES.map(|hi| a.map(|v| v | (hi << 32)))).collect()
 }
 
 /// What the policy says for one number of one AUDIT_ARCH.
@@ -126,12 +129,17 @@ pub fn prove(prog: &[Insn], tables: &Tables, policy: &Policy) -> Result<Proof, E
                 s.spawn(move || {
                     let mut msgs = Vec::new();
                     let mut count = 0;
-                    let proofs = abis.iter().map(|abi| prove_abi(prog, tables, abi, reference, classes, &mut |m| {
-                        count += 1;
-                        if msgs.len() < MAX_REPORTED {
-                            msgs.push(m);
-                        }
-                    })).collect();
+                    let proofs = abis
+                        .iter()
+                        .map(|abi| {
+                            prove_abi(prog, tables, abi, reference, classes, &mut |m| {
+                                count += 1;
+                                if msgs.len() < MAX_REPORTED {
+                                    msgs.push(m);
+                                }
+                            })
+                        })
+                        .collect();
                     (proofs, msgs, count)
                 })
             })
@@ -178,7 +186,11 @@ fn prove_abi(
         for (name, n) in &other.syscalls {
             let nr = other.nr_base + n;
             let name = reference.name(abi.audit_arch, nr).unwrap_or(name);
-            let e = if policy.looks_at_args(name) { Expect::ByArgs(name) } else { Expect::Fixed(policy.verdict(Some(name), &[0; 6]), Some(name)) };
+            let e = if policy.looks_at_args(name) {
+                Expect::ByArgs(name)
+            } else {
+                Expect::Fixed(policy.verdict(Some(name), &[0; 6]), Some(name))
+            };
             expect.insert(nr, e);
         }
     }
@@ -267,7 +279,10 @@ fn prove_unknown_arches(prog: &[Insn], tables: &Tables, reference: &Reference, r
                 let want = reference.policy.unknown_abi.to_ret();
                 let got = sim::run(prog, &SeccompData { nr, arch: *arch, big_endian, ..Default::default() }).map(|o| o.ret);
                 if got != Ok(want) {
-                    report(format!("unknown AUDIT_ARCH {arch:#x}, nr {nr:#x}: the program returns {got:x?}, the policy says {}", reference.policy.unknown_abi));
+                    report(format!(
+                        "unknown AUDIT_ARCH {arch:#x}, nr {nr:#x}: the program returns {got:x?}, the policy says {}",
+                        reference.policy.unknown_abi
+                    ));
                 }
             }
         }

@@ -76,7 +76,9 @@ pub fn run(prog: &[Insn], d: &SeccompData) -> Result<Outcome, SimError> {
         match op::class(i.code) {
             op::LD | op::LDX => {
                 let v = match i.code & 0xe0 {
-                    op::ABS if i.code & 0x18 == op::W => d.word(i.k).ok_or_else(|| err(pc, "load outside struct seccomp_data or unaligned"))?,
+                    op::ABS if i.code & 0x18 == op::W => {
+                        d.word(i.k).ok_or_else(|| err(pc, "load outside struct seccomp_data or unaligned"))?
+                    }
                     op::IMM => i.k,
                     op::LEN => data::SIZE,
                     op::MEM => *mem.get(i.k as usize).ok_or_else(|| err(pc, "scratch slot out of range"))?,

@@ -55,10 +55,12 @@ pub(crate) fn scalars<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Stri
         N(u64),
     }
     let v: Vec<Scalar> = Vec::deserialize(d)?;
-    Ok(v.into_iter().map(|s| match s {
-        Scalar::S(s) => s,
-        Scalar::N(n) => n.to_string(),
-    }).collect())
+    Ok(v.into_iter()
+        .map(|s| match s {
+            Scalar::S(s) => s,
+            Scalar::N(n) => n.to_string(),
+        })
+        .collect())
 }
 
 /// An asm-generic ABI's inputs.
@@ -348,11 +350,7 @@ fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> A
             // Report on the later line of the two.
             let (l1, l2) = (lines.word_in("syscalls", first), lines.word_in("syscalls", name));
             let (a, b) = if l1 <= l2 { (first, name.as_str()) } else { (name.as_str(), first) };
-            errors.push(Diagnostic::at(
-                path,
-                l1.max(l2),
-                format!("ABI `{}`: syscall `{b}` has number {n}, already used by `{a}`", f.abi),
-            ));
+            errors.push(Diagnostic::at(path, l1.max(l2), format!("ABI `{}`: syscall `{b}` has number {n}, already used by `{a}`", f.abi)));
         }
     }
     for name in &f.unimplemented {
@@ -388,7 +386,11 @@ fn check_across(abis: &[Abi], errors: &mut Errors) {
     for (i, a) in abis.iter().enumerate() {
         for b in &abis[i + 1..] {
             if a.name == b.name {
-                errors.push(Diagnostic::at(&b.file, b.lines.top_key("abi"), format!("ABI `{}` is also defined in {}", b.name, a.file.display())));
+                errors.push(Diagnostic::at(
+                    &b.file,
+                    b.lines.top_key("abi"),
+                    format!("ABI `{}` is also defined in {}", b.name, a.file.display()),
+                ));
             } else if a.audit_arch == b.audit_arch {
                 let (ra, rb) = (a.nr_range(), b.nr_range());
                 if ra.start < rb.end && rb.start < ra.end {

@@ -32,7 +32,9 @@ pub fn verify(prog: &[Insn]) -> Result<(), Errors> {
             _ if c == op::RET | op::A => true,
             _ if op::class(c) == op::ALU => {
                 let alu = c & 0xf0;
-                let known = matches!(alu, op::ADD | op::SUB | op::MUL | op::DIV | op::AND | op::OR | op::XOR | op::LSH | op::RSH) && c & 0x07 == op::ALU && c & !0xf8 == op::ALU;
+                let known = matches!(alu, op::ADD | op::SUB | op::MUL | op::DIV | op::AND | op::OR | op::XOR | op::LSH | op::RSH)
+                    && c & 0x07 == op::ALU
+                    && c & !0xf8 == op::ALU;
                 if alu == op::DIV && c & op::X == 0 && i.k == 0 {
                     bad(&mut errors, pc, "division by constant zero".into());
                 }
@@ -120,14 +122,14 @@ mod tests {
     #[test]
     fn reports_every_kernel_rule_broken() {
         let prog = [
-            Insn::new(op::LD | op::W | op::ABS, 0, 0, 6),            // unaligned
-            Insn::new(op::LD | op::W | op::ABS, 0, 0, 64),           // outside
-            Insn::new(op::LD | op::B | op::ABS, 0, 0, 0),            // byte load
-            Insn::new(op::ALU | op::MOD | op::K, 0, 0, 3),           // MOD: not for seccomp
-            Insn::new(op::JMP | op::JEQ | op::K, 200, 0, 1),         // past the end
-            Insn::new(op::LD | op::MEM, 0, 0, 2),                    // slot never written
-            Insn::new(op::RET | op::K, 0, 0, 0x7fff_0001),           // unknown action
-            Insn::new(op::LD | op::IMM, 0, 0, 0),                    // no return at the end
+            Insn::new(op::LD | op::W | op::ABS, 0, 0, 6),    // unaligned
+            Insn::new(op::LD | op::W | op::ABS, 0, 0, 64),   // outside
+            Insn::new(op::LD | op::B | op::ABS, 0, 0, 0),    // byte load
+            Insn::new(op::ALU | op::MOD | op::K, 0, 0, 3),   // MOD: not for seccomp
+            Insn::new(op::JMP | op::JEQ | op::K, 200, 0, 1), // past the end
+            Insn::new(op::LD | op::MEM, 0, 0, 2),            // slot never written
+            Insn::new(op::RET | op::K, 0, 0, 0x7fff_0001),   // unknown action
+            Insn::new(op::LD | op::IMM, 0, 0, 0),            // no return at the end
         ];
         let err = verify(&prog).unwrap_err().to_string();
         for needle in [

@@ -20,7 +20,8 @@ fn build(abis: &[String]) -> Filter {
 
 fn run(f: &Filter, abi: &str, syscall: &str, args: [u64; 6]) -> Action {
     let a = f.tables.get(abi).unwrap();
-    let d = SeccompData { nr: a.nr(syscall).unwrap(), arch: a.audit_arch, ip: 0, args, big_endian: a.endian == rootemu_codegen::Endian::Big };
+    let d =
+        SeccompData { nr: a.nr(syscall).unwrap(), arch: a.audit_arch, ip: 0, args, big_endian: a.endian == rootemu_codegen::Endian::Big };
     Action::from_ret(sim::run(&f.program, &d).unwrap().ret).unwrap()
 }
 
@@ -110,7 +111,9 @@ fn synthetic(n: u32, abis: u32) -> (Tables, Policy) {
     for a in 0..abis {
         let mut t = format!(
             "abi: synth{a}\naudit_arch: {:#x}\nelf_machine: {}\nbits: 64\nendian: {}\nnr_base: 0\nnr_limit: 65536\nimport:\n  table: x.tbl\n  tags: [common]\nsyscalls:\n  mknod: 0\n",
-            0x8000_0000u32 | if a % 2 == 0 { 0x4000_0000 } else { 0 } | (100 + a), 100 + a, if a % 2 == 0 { "little" } else { "big" }
+            0x8000_0000u32 | if a % 2 == 0 { 0x4000_0000 } else { 0 } | (100 + a),
+            100 + a,
+            if a % 2 == 0 { "little" } else { "big" }
         );
         for i in 1..n {
             t.push_str(&format!("  call{i}: {}\n", i * 3));
@@ -118,7 +121,9 @@ fn synthetic(n: u32, abis: u32) -> (Tables, Policy) {
         files.push((PathBuf::from(format!("synth{a}.yaml")), t));
     }
     let tables = Tables::parse(files.iter().map(|(p, t)| (p.as_path(), t.as_str()))).unwrap();
-    let mut policy = String::from("policy: big\ndefault: allow\nunknown_abi: errno 38\nrules:\n  - action: errno 1\n    syscalls: [mknod]\n    when_any: [[{arg: 1, mask: 0o170000, eq: 0o020000}]]\n  - action: fake_success\n    syscalls:\n");
+    let mut policy = String::from(
+        "policy: big\ndefault: allow\nunknown_abi: errno 38\nrules:\n  - action: errno 1\n    syscalls: [mknod]\n    when_any: [[{arg: 1, mask: 0o170000, eq: 0o020000}]]\n  - action: fake_success\n    syscalls:\n",
+    );
     for i in (1..n).filter(|i| i % 2 == 0) {
         policy.push_str(&format!("      - call{i}\n"));
     }

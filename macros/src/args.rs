@@ -41,7 +41,8 @@ impl Parse for Args {
                     let content;
                     bracketed!(content in input);
                     while !content.is_empty() {
-                        let abi = if content.peek(LitStr) { content.parse::<LitStr>()?.value() } else { content.parse::<Ident>()?.to_string() };
+                        let abi =
+                            if content.peek(LitStr) { content.parse::<LitStr>()?.value() } else { content.parse::<Ident>()?.to_string() };
                         args.abis.push(abi);
                         if !content.is_empty() {
                             content.parse::<Token![,]>()?;
@@ -71,7 +72,8 @@ fn resolve(lit: &LitStr) -> syn::Result<PathBuf> {
             Some(b) => b.split_once('}').ok_or_else(|| syn::Error::new(lit.span(), "unclosed `${` in path"))?,
             None => after.split_at(after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len())),
         };
-        let value = std::env::var(name).map_err(|_| syn::Error::new(lit.span(), format!("environment variable `{name}` in path `{raw}` is not set")))?;
+        let value = std::env::var(name)
+            .map_err(|_| syn::Error::new(lit.span(), format!("environment variable `{name}` in path `{raw}` is not set")))?;
         out.push_str(&value);
         rest = tail;
     }
@@ -80,6 +82,7 @@ fn resolve(lit: &LitStr) -> syn::Result<PathBuf> {
     if path.is_absolute() {
         return Ok(path);
     }
-    let base = std::env::var_os("CARGO_MANIFEST_DIR").ok_or_else(|| syn::Error::new(lit.span(), "CARGO_MANIFEST_DIR is not set: relative paths need cargo"))?;
+    let base = std::env::var_os("CARGO_MANIFEST_DIR")
+        .ok_or_else(|| syn::Error::new(lit.span(), "CARGO_MANIFEST_DIR is not set: relative paths need cargo"))?;
     Ok(Path::new(&base).join(path))
 }

@@ -17,9 +17,12 @@ use proc_macro::TokenStream;
 pub fn root_emulation(input: TokenStream) -> TokenStream {
     let input = proc_macro2::TokenStream::from(input);
     if !input.is_empty() {
-        return syn::Error::new_spanned(input, "root_emulation!() takes no arguments; use rootemu::filter!(...) to choose a policy, tables or ABIs")
-            .to_compile_error()
-            .into();
+        return syn::Error::new_spanned(
+            input,
+            "root_emulation!() takes no arguments; use rootemu::filter!(...) to choose a policy, tables or ABIs",
+        )
+        .to_compile_error()
+        .into();
     }
     expand::expand(&args::Args::bundled()).into()
 }

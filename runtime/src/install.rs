@@ -83,7 +83,11 @@ impl fmt::Display for InstallError {
                 if *errno == 0 {
                     write!(f, "self-test on {abi}: {probe} unexpectedly succeeded without emulation")
                 } else {
-                    write!(f, "self-test on {abi}: root emulation is not active: {probe} failed with {} instead of returning 0", errno_text(*errno))
+                    write!(
+                        f,
+                        "self-test on {abi}: root emulation is not active: {probe} failed with {} instead of returning 0",
+                        errno_text(*errno)
+                    )
                 }
             }
         }
@@ -142,7 +146,9 @@ pub fn install(program: &[SockFilter], opts: InstallOptions) -> Result<(), Insta
         return Err(InstallError::BadLength(program.len()));
     }
     // SAFETY: prctl with integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) } != 0 {
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) }
+        != 0
+    {
         return Err(InstallError::NoNewPrivs(last_errno()));
     }
     let fprog = libc::sock_fprog {
@@ -168,7 +174,13 @@ pub fn install(program: &[SockFilter], opts: InstallOptions) -> Result<(), Insta
     }
     // SAFETY: as above; prctl(PR_SET_SECCOMP) takes the program pointer as its third argument.
     let rc = unsafe {
-        libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER as libc::c_ulong, &fprog as *const libc::sock_fprog, 0 as libc::c_ulong, 0 as libc::c_ulong)
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+            &fprog as *const libc::sock_fprog,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
     };
     if rc != 0 {
         return Err(InstallError::PrctlFallback(last_errno()));

@@ -36,7 +36,11 @@ pub struct AbiDiff {
 impl AbiDiff {
     /// True when nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.removed.is_empty() && self.renumbered.is_empty() && self.now_unimplemented.is_empty() && self.now_implemented.is_empty()
+        self.added.is_empty()
+            && self.removed.is_empty()
+            && self.renumbered.is_empty()
+            && self.now_unimplemented.is_empty()
+            && self.now_implemented.is_empty()
     }
 }
 

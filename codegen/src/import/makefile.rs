@@ -113,7 +113,13 @@ mod tests {
     fn plain_assignment_replaces_and_unknown_variables_are_errors() {
         let mut v = Vars::default();
         let mut e = Errors::default();
-        apply(&mut v, Path::new("M"), "syscall_abis_32 += common,32\nsyscall_abis_32 := a \\\n  b\nsyscall_abis_32 += $(FOO)\n", 32, &mut e);
+        apply(
+            &mut v,
+            Path::new("M"),
+            "syscall_abis_32 += common,32\nsyscall_abis_32 := a \\\n  b\nsyscall_abis_32 += $(FOO)\n",
+            32,
+            &mut e,
+        );
         assert_eq!(v.tags, ["a", "b"]);
         assert_eq!(e.to_string(), "M:4: cannot evaluate `$(FOO)` in syscall_abis_32");
     }

@@ -129,7 +129,8 @@ pub fn import_tree(kernel: &Path, tables: &Path, out: &Path) -> Result<ImportRep
 /// `VERSION.PATCHLEVEL.SUBLEVEL` + `EXTRAVERSION` of the tree's top Makefile.
 pub fn kernel_release(kernel: &Path) -> Result<String, Errors> {
     let path = kernel.join("Makefile");
-    let text = std::fs::read_to_string(&path).map_err(|e| Diagnostic::at(&path, None, format!("cannot read the kernel's top Makefile: {e}")))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| Diagnostic::at(&path, None, format!("cannot read the kernel's top Makefile: {e}")))?;
     let var = |name: &str| {
         text.lines().take(20).find_map(|l| {
             let (k, v) = l.split_once('=')?;
@@ -183,7 +184,11 @@ fn import_abi(kernel: &Path, abi: &Abi, errors: &mut Errors) -> Imported {
             if let Some(&n) = out.syscalls.get(&name) {
                 errors.push(Diagnostic::at(&hp, Some(line), format!("private call `{name}` ({nr:#x}) is also in the table as {n}")));
             } else if let Some(other) = out.name_of(nr) {
-                errors.push(Diagnostic::at(&hp, Some(line), format!("private call `{name}` has number {nr:#x}, already used by `{other}`")));
+                errors.push(Diagnostic::at(
+                    &hp,
+                    Some(line),
+                    format!("private call `{name}` has number {nr:#x}, already used by `{other}`"),
+                ));
             } else {
                 out.insert(&name, nr, false);
             }

@@ -62,12 +62,20 @@ pub(crate) fn select(file: &Path, rows: &[Row], tags: &[String], out: &mut Impor
     let mut lines: std::collections::BTreeMap<u32, usize> = std::collections::BTreeMap::new();
     for r in rows.iter().filter(|r| tags.contains(&r.abi) && !r.placeholder()) {
         if let Some(&n) = out.syscalls.get(&r.name) {
-            errors.push(Diagnostic::at(file, Some(r.line), format!("syscall `{}` numbered twice for tags [{}]: {} and {}", r.name, tags.join(", "), n, r.nr)));
+            errors.push(Diagnostic::at(
+                file,
+                Some(r.line),
+                format!("syscall `{}` numbered twice for tags [{}]: {} and {}", r.name, tags.join(", "), n, r.nr),
+            ));
             continue;
         }
         if let Some(other) = out.name_of(r.nr) {
             let first = lines.get(&r.nr).map_or(String::new(), |l| format!(" (line {l})"));
-            errors.push(Diagnostic::at(file, Some(r.line), format!("number {} of `{}` is already taken by `{other}`{first} for tags [{}]", r.nr, r.name, tags.join(", "))));
+            errors.push(Diagnostic::at(
+                file,
+                Some(r.line),
+                format!("number {} of `{}` is already taken by `{other}`{first} for tags [{}]", r.nr, r.name, tags.join(", ")),
+            ));
             continue;
         }
         lines.insert(r.nr, r.line);
@@ -102,7 +110,8 @@ mod tests {
 
     #[test]
     fn x86_64_and_x32_share_one_file() {
-        let text = "0\tcommon\tread\t\t\tsys_read\n13\t64\trt_sigaction\t\tsys_rt_sigaction\n512\tx32\trt_sigaction\t\tcompat_sys_rt_sigaction\n";
+        let text =
+            "0\tcommon\tread\t\t\tsys_read\n13\t64\trt_sigaction\t\tsys_rt_sigaction\n512\tx32\trt_sigaction\t\tcompat_sys_rt_sigaction\n";
         let a = import(text, &["common", "64"]).unwrap();
         assert_eq!(a.syscalls.get("rt_sigaction"), Some(&13));
         let b = import(text, &["common", "x32"]).unwrap();
@@ -145,7 +154,8 @@ mod tests {
 
     #[test]
     fn bad_rows_are_all_reported_with_file_and_line() {
-        let text = "0\tcommon\tread\tsys_read\nx1\tcommon\twrite\tsys_write\n2\tcommon\n3\tcommon\tread\tsys_read\n0\tcommon\topen\tsys_open\n";
+        let text =
+            "0\tcommon\tread\tsys_read\nx1\tcommon\twrite\tsys_write\n2\tcommon\n3\tcommon\tread\tsys_read\n0\tcommon\topen\tsys_open\n";
         let err = import(text, &["common"]).unwrap_err();
         let msgs: Vec<String> = err.0.iter().map(|d| d.to_string()).collect();
         assert_eq!(msgs.len(), 4, "{msgs:?}");

@@ -54,9 +54,15 @@ fn new_tree() -> Dir {
         ("scripts/syscall.tbl", GENERIC_TBL),
         ("scripts/Makefile.asm-headers", ASM_HEADERS),
         ("arch/riscv/kernel/Makefile.syscalls", "syscall_abis_32 += riscv memfd_secret\nsyscall_abis_64 += riscv rlimit memfd_secret\n"),
-        ("arch/riscv/include/uapi/asm/unistd.h", "#include <asm/bitsperlong.h>\n#if __BITS_PER_LONG == 64\n#include <asm/unistd_64.h>\n#else\n#include <asm/unistd_32.h>\n#endif\n"),
+        (
+            "arch/riscv/include/uapi/asm/unistd.h",
+            "#include <asm/bitsperlong.h>\n#if __BITS_PER_LONG == 64\n#include <asm/unistd_64.h>\n#else\n#include <asm/unistd_32.h>\n#endif\n",
+        ),
         ("arch/csky/kernel/Makefile.syscalls", "syscall_abis_32 += csky time32 stat64 rlimit\n"),
-        ("arch/csky/include/uapi/asm/unistd.h", "#include <asm/unistd_32.h>\n#define __NR_sync_file_range2 84\n#undef __NR_sync_file_range\n"),
+        (
+            "arch/csky/include/uapi/asm/unistd.h",
+            "#include <asm/unistd_32.h>\n#define __NR_sync_file_range2 84\n#undef __NR_sync_file_range\n",
+        ),
     ])
 }
 
@@ -96,9 +102,15 @@ fn generic_tags_come_from_the_tree_makefiles() {
     let tables = Tables::load_dir(&t.0).unwrap();
     let (a, b) = (tables.get("riscv64").unwrap(), tables.get("riscv32").unwrap());
     assert_eq!(a.source.as_ref().unwrap().tags, ["common", "64", "riscv", "rlimit", "memfd_secret"]);
-    assert_eq!(a.syscalls.keys().collect::<Vec<_>>(), ["fcntl", "futex", "getrlimit", "io_setup", "lookup_dcookie", "memfd_secret", "riscv_hwprobe", "sync_file_range"]);
+    assert_eq!(
+        a.syscalls.keys().collect::<Vec<_>>(),
+        ["fcntl", "futex", "getrlimit", "io_setup", "lookup_dcookie", "memfd_secret", "riscv_hwprobe", "sync_file_range"]
+    );
     // riscv32 has no time32 tag: no 32-bit-time futex, but futex_time64.
-    assert_eq!(b.syscalls.keys().collect::<Vec<_>>(), ["fcntl64", "futex_time64", "io_setup", "lookup_dcookie", "memfd_secret", "riscv_hwprobe", "sync_file_range"]);
+    assert_eq!(
+        b.syscalls.keys().collect::<Vec<_>>(),
+        ["fcntl64", "futex_time64", "io_setup", "lookup_dcookie", "memfd_secret", "riscv_hwprobe", "sync_file_range"]
+    );
     assert_eq!(a.unimplemented, ["lookup_dcookie"]);
     assert_eq!(r.abis[1].file, "scripts/syscall.tbl");
 }
@@ -122,8 +134,14 @@ fn old_trees_use_asm_generic_unistd_h() {
     let tree = Dir::new(&[
         ("Makefile", "VERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 192\nEXTRAVERSION = -rc1\n"),
         ("include/uapi/asm-generic/unistd.h", OLD_GENERIC),
-        ("arch/riscv/include/uapi/asm/unistd.h", "#if defined(__LP64__) && !defined(__SYSCALL_COMPAT)\n#define __ARCH_WANT_NEW_STAT\n#endif\n#include <asm-generic/unistd.h>\n#ifndef __NR_riscv_flush_icache\n#define __NR_riscv_flush_icache (__NR_arch_specific_syscall + 15)\n#endif\n__SYSCALL(__NR_riscv_flush_icache, sys_riscv_flush_icache)\n"),
-        ("arch/nios2/include/uapi/asm/unistd.h", "#define __ARCH_WANT_RENAMEAT\n#define __ARCH_WANT_TIME32_SYSCALLS\n#include <asm-generic/unistd.h>\n#define __NR_cacheflush (__NR_arch_specific_syscall)\n__SYSCALL(__NR_cacheflush, sys_cacheflush)\n"),
+        (
+            "arch/riscv/include/uapi/asm/unistd.h",
+            "#if defined(__LP64__) && !defined(__SYSCALL_COMPAT)\n#define __ARCH_WANT_NEW_STAT\n#endif\n#include <asm-generic/unistd.h>\n#ifndef __NR_riscv_flush_icache\n#define __NR_riscv_flush_icache (__NR_arch_specific_syscall + 15)\n#endif\n__SYSCALL(__NR_riscv_flush_icache, sys_riscv_flush_icache)\n",
+        ),
+        (
+            "arch/nios2/include/uapi/asm/unistd.h",
+            "#define __ARCH_WANT_RENAMEAT\n#define __ARCH_WANT_TIME32_SYSCALLS\n#include <asm-generic/unistd.h>\n#define __NR_cacheflush (__NR_arch_specific_syscall)\n__SYSCALL(__NR_cacheflush, sys_cacheflush)\n",
+        ),
     ]);
     let rv64 = generic_header("riscv64", "riscv", 64, 243);
     let nios2 = generic_header("nios2", "nios2", 32, 113);
@@ -137,7 +155,10 @@ fn old_trees_use_asm_generic_unistd_h() {
     assert_eq!(rv.source.as_ref().unwrap().file, "include/uapi/asm-generic/unistd.h");
     assert_eq!(rv.source.as_ref().unwrap().tags, ["__BITS_PER_LONG=64", "__ARCH_WANT_NEW_STAT"]);
     let n = tables.get("nios2").unwrap();
-    assert_eq!(n.syscalls.keys().collect::<Vec<_>>(), ["cacheflush", "fcntl64", "futex", "futex_time64", "io_setup", "nfsservctl", "renameat"]);
+    assert_eq!(
+        n.syscalls.keys().collect::<Vec<_>>(),
+        ["cacheflush", "fcntl64", "futex", "futex_time64", "io_setup", "nfsservctl", "renameat"]
+    );
     assert_eq!(n.syscalls["cacheflush"], 244);
 }
 
@@ -145,8 +166,14 @@ fn old_trees_use_asm_generic_unistd_h() {
 fn arm_private_calls_are_added() {
     let tree = Dir::new(&[
         ("Makefile", MAKEFILE),
-        ("arch/arm/tools/syscall.tbl", "0\tcommon\trestart_syscall\tsys_restart_syscall\n1\tcommon\texit\t\t\tsys_exit\n16\tcommon\tlchown\t\t\tsys_lchown16\n17\toabi\tbreak\n# 18 was sys_stat\n"),
-        ("arch/arm/include/uapi/asm/unistd.h", "#define __NR_OABI_SYSCALL_BASE\t0x900000\n#if defined(__thumb__) || defined(__ARM_EABI__)\n#define __NR_SYSCALL_BASE\t0\n#else\n#define __NR_SYSCALL_BASE\t__NR_OABI_SYSCALL_BASE\n#endif\n#define __NR_sync_file_range2\t\t__NR_arm_sync_file_range\n#define __ARM_NR_BASE\t\t\t(__NR_SYSCALL_BASE+0x0f0000)\n#define __ARM_NR_breakpoint\t\t(__ARM_NR_BASE+1)\n#define __ARM_NR_set_tls\t\t(__ARM_NR_BASE+5)\n#define __ARM_NR_get_tls\t\t(__ARM_NR_BASE+6)\n"),
+        (
+            "arch/arm/tools/syscall.tbl",
+            "0\tcommon\trestart_syscall\tsys_restart_syscall\n1\tcommon\texit\t\t\tsys_exit\n16\tcommon\tlchown\t\t\tsys_lchown16\n17\toabi\tbreak\n# 18 was sys_stat\n",
+        ),
+        (
+            "arch/arm/include/uapi/asm/unistd.h",
+            "#define __NR_OABI_SYSCALL_BASE\t0x900000\n#if defined(__thumb__) || defined(__ARM_EABI__)\n#define __NR_SYSCALL_BASE\t0\n#else\n#define __NR_SYSCALL_BASE\t__NR_OABI_SYSCALL_BASE\n#endif\n#define __NR_sync_file_range2\t\t__NR_arm_sync_file_range\n#define __ARM_NR_BASE\t\t\t(__NR_SYSCALL_BASE+0x0f0000)\n#define __ARM_NR_breakpoint\t\t(__ARM_NR_BASE+1)\n#define __ARM_NR_set_tls\t\t(__ARM_NR_BASE+5)\n#define __ARM_NR_get_tls\t\t(__ARM_NR_BASE+6)\n",
+        ),
     ]);
     let arm = "abi: arm\naudit_arch: 0x40000028\nelf_machine: 40\nbits: 32\nendian: little\nnr_base: 0\nnr_limit: 0x100000\nimport:\n  table: arch/arm/tools/syscall.tbl\n  tags: [common, eabi]\n  private_header: arch/arm/include/uapi/asm/unistd.h\n";
     let (r, t) = import(&tree, &[("arm.yaml", arm)]).unwrap();
@@ -160,8 +187,14 @@ fn arm_private_calls_are_added() {
 
 #[test]
 fn missing_files_and_bad_rows_are_all_reported_and_nothing_is_written() {
-    let tree = Dir::new(&[("Makefile", MAKEFILE), ("arch/x86/entry/syscalls/syscall_64.tbl", "0\tcommon\tread\tsys_read\nzz\tcommon\twrite\n")]);
-    let i386 = X86_64_HEADER.replace("x86_64", "i386").replace("syscall_64.tbl", "syscall_32.tbl").replace("0xc000003e", "0x40000003").replace("62 ", "3  ").replace("bits: 64", "bits: 32");
+    let tree =
+        Dir::new(&[("Makefile", MAKEFILE), ("arch/x86/entry/syscalls/syscall_64.tbl", "0\tcommon\tread\tsys_read\nzz\tcommon\twrite\n")]);
+    let i386 = X86_64_HEADER
+        .replace("x86_64", "i386")
+        .replace("syscall_64.tbl", "syscall_32.tbl")
+        .replace("0xc000003e", "0x40000003")
+        .replace("62 ", "3  ")
+        .replace("bits: 64", "bits: 32");
     let tables = Dir::new(&[("x86_64.yaml", X86_64_HEADER), ("i386.yaml", &i386)]);
     let err = import_tree(&tree.0, &tables.0, &tables.0.join("out")).unwrap_err();
     let msgs: Vec<String> = err.0.iter().map(|d| d.to_string()).collect();
@@ -183,7 +216,8 @@ fn numbers_beyond_nr_limit_fail_validation_before_writing() {
 
 #[test]
 fn diff_reports_added_removed_renumbered_and_implementation_changes() {
-    let mk = |body: &str, kernel: &str| format!("{X86_64_HEADER}source:\n  kernel: {kernel}\n  file: f\n  tags: [common]\nsyscalls:\n{body}");
+    let mk =
+        |body: &str, kernel: &str| format!("{X86_64_HEADER}source:\n  kernel: {kernel}\n  file: f\n  tags: [common]\nsyscalls:\n{body}");
     let old = mk("  read: 0\n  write: 1\n  uselib: 134\n  lookup_dcookie: 212\n", "6.1.192");
     let new = mk("  read: 0\n  write: 2\n  lookup_dcookie: 212\n  cachestat: 451\nunimplemented: [lookup_dcookie]\n", "6.12.117");
     let o = Tables::parse([(Path::new("x86_64.yaml"), old.as_str())]).unwrap();

@@ -445,7 +445,8 @@ mod tests {
     #[test]
     fn conditions_defines_and_includes() {
         let generic = "#include <asm/bitsperlong.h>\n/* multi\n line */\n#if __BITS_PER_LONG == 32 || defined(__SYSCALL_COMPAT)\n#define __SC_3264(_nr, _32, _64) __SYSCALL(_nr, _32)\n#endif\n#define __NR_a 1\n__SYSCALL(__NR_a, sys_a)\n#ifdef __ARCH_WANT_X\n#define __NR_x 2\n__SYSCALL(__NR_x, sys_x)\n#else\n#define __NR_y 2\n#endif\n#define __NR3264_fcntl 3\n__SC_3264(__NR3264_fcntl, sys_fcntl64,\n\t  sys_fcntl)\n#if __BITS_PER_LONG == 64 && !defined(__SYSCALL_COMPAT)\n#define __NR_fcntl __NR3264_fcntl\n#else\n#define __NR_fcntl64 __NR3264_fcntl\n#endif\n#define __NR_arch_specific_syscall 244\n";
-        let arch = "#define __ARCH_WANT_X\n#include <asm-generic/unistd.h>\n#define __NR_cacheflush (__NR_arch_specific_syscall + 1) // comment\n";
+        let arch =
+            "#define __ARCH_WANT_X\n#include <asm-generic/unistd.h>\n#define __NR_cacheflush (__NR_arch_specific_syscall + 1) // comment\n";
         let t = tree(&[("include/uapi/asm-generic/unistd.h", generic), ("arch/a/include/uapi/asm/unistd.h", arch)]);
         let mut e = Errors::default();
         let mut c = Cpp::new(32);

@@ -61,7 +61,8 @@ pub(crate) fn main(args: BenchArgs) -> Result<u8, String> {
             return Err(format!("--skip {s}: unknown section (expected one of {})", SECTIONS.join(", ")));
         }
     }
-    let plan = Plan { quick: args.quick, rounds: args.rounds.unwrap_or(if args.quick { 2 } else { 7 }).max(1), crate_build: !args.no_crate_build };
+    let plan =
+        Plan { quick: args.quick, rounds: args.rounds.unwrap_or(if args.quick { 2 } else { 7 }).max(1), crate_build: !args.no_crate_build };
     let mut report = Report::new(plan);
     for name in SECTIONS {
         let section = if args.skip.iter().any(|s| s == name) {

@@ -89,11 +89,14 @@ pub(crate) fn main(cmd: FilterCmd) -> Result<u8, String> {
         FilterCmd::Export { inputs, format, byte_order, output } => {
             let f = inputs.build()?;
             let bytes = match format {
-                Format::Raw => export::raw(&f.program, match byte_order {
-                    ByteOrder::Host => cfg!(target_endian = "big"),
-                    ByteOrder::Little => false,
-                    ByteOrder::Big => true,
-                }),
+                Format::Raw => export::raw(
+                    &f.program,
+                    match byte_order {
+                        ByteOrder::Host => cfg!(target_endian = "big"),
+                        ByteOrder::Little => false,
+                        ByteOrder::Big => true,
+                    },
+                ),
                 Format::C => export::c_header(&f).into_bytes(),
                 Format::Json => export::json(&f).into_bytes(),
             };
@@ -151,7 +154,10 @@ fn stats(f: &Filter) -> String {
         f.policy.name,
         f.kernel()
     );
-    s.push_str(&format!("{:<14} {:<10} {:>8} {:>6} {:>6} {:>6} {:>10} {:>9}\n", "ABI", "AUDIT_ARCH", "syscalls", "policy", "worst", "mean", "cacheable", "proved"));
+    s.push_str(&format!(
+        "{:<14} {:<10} {:>8} {:>6} {:>6} {:>6} {:>10} {:>9}\n",
+        "ABI", "AUDIT_ARCH", "syscalls", "policy", "worst", "mean", "cacheable", "proved"
+    ));
     for (a, p) in f.tables.abis.iter().zip(&f.proof.abis) {
         let handled = f.policy.names().into_iter().filter(|n| a.syscalls.contains_key(*n)).count();
         s.push_str(&format!(

@@ -41,11 +41,9 @@ impl FilterInputs {
 /// The filter from the bundled tables and policy, compiled and proved now.
 pub(crate) fn bundled(abis: &[String]) -> Result<Filter, rootemu_codegen::Errors> {
     let paths: Vec<(PathBuf, &str)> = BUNDLED.iter().map(|(name, text)| (Path::new("tables").join(name), *text)).collect();
-    let tables: Vec<(&Path, &str)> = paths.iter().filter(|(p, _)| !p.starts_with("tables/policy")).map(|(p, t)| (p.as_path(), *t)).collect();
-    let (policy_path, policy_text) = paths
-        .iter()
-        .find(|(p, _)| p.ends_with(BUNDLED_POLICY))
-        .map(|(p, t)| (p.as_path(), *t))
-        .expect("the bundled policy is compiled in");
+    let tables: Vec<(&Path, &str)> =
+        paths.iter().filter(|(p, _)| !p.starts_with("tables/policy")).map(|(p, t)| (p.as_path(), *t)).collect();
+    let (policy_path, policy_text) =
+        paths.iter().find(|(p, _)| p.ends_with(BUNDLED_POLICY)).map(|(p, t)| (p.as_path(), *t)).expect("the bundled policy is compiled in");
     Filter::from_texts(&tables, (policy_path, policy_text), abis)
 }

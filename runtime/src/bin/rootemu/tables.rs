@@ -113,7 +113,9 @@ fn review(p: &Policy, path: &Path, d: &import::TablesDiff) -> String {
     let similar: Vec<String> = touched
         .iter()
         .filter(|n| !listed.contains(*n))
-        .filter_map(|n| listed.iter().filter(|l| n.contains(**l) || l.contains(*n)).max_by_key(|l| l.len()).map(|l| format!("{n} (like {l})")))
+        .filter_map(|n| {
+            listed.iter().filter(|l| n.contains(**l) || l.contains(*n)).max_by_key(|l| l.len()).map(|l| format!("{n} (like {l})"))
+        })
         .collect();
     let mut out = format!("policy {} ({}): ", p.name, path.display());
     if changed.is_empty() && similar.is_empty() {

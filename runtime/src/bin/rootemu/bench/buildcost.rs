@@ -38,7 +38,13 @@ fn in_process(rounds: usize) -> Result<(Vec<(&'static str, Vec<f64>)>, usize, us
     let parse: Vec<f64> = (0..rounds).map(|i| (total[i] - stages[0][i] - stages[1][i] - stages[2][i]).max(0.0)).collect();
     let [c, v, p] = stages;
     Ok((
-        vec![("Filter::build, all stages (bundled tables)", total), ("  parse tables + policy (remainder)", parse), ("  compile", c), ("  verify", v), ("  prove (multi-threaded)", p)],
+        vec![
+            ("Filter::build, all stages (bundled tables)", total),
+            ("  parse tables + policy (remainder)", parse),
+            ("  compile", c),
+            ("  verify", v),
+            ("  prove (multi-threaded)", p),
+        ],
         insns,
         abis,
     ))
@@ -79,7 +85,12 @@ fn main() {
 
 fn cargo(dir: &Path, args: &[&str], offline: bool) -> (f64, Result<(), String>) {
     let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    c.args(args).current_dir(dir).env("CARGO_TARGET_DIR", dir.join("target")).env_remove("RUSTFLAGS").stdout(Stdio::null()).stderr(Stdio::piped());
+    c.args(args)
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", dir.join("target"))
+        .env_remove("RUSTFLAGS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     if offline {
         c.arg("--offline");
     }
@@ -98,7 +109,11 @@ fn cargo(dir: &Path, args: &[&str], offline: bool) -> (f64, Result<(), String>) 
 }
 
 fn touch(p: &Path) -> Result<(), String> {
-    fs::File::options().write(true).open(p).and_then(|f| f.set_modified(SystemTime::now())).map_err(|e| format!("touch {}: {e}", p.display()))
+    fs::File::options()
+        .write(true)
+        .open(p)
+        .and_then(|f| f.set_modified(SystemTime::now()))
+        .map_err(|e| format!("touch {}: {e}", p.display()))
 }
 
 /// (label, seconds per round) of the crate builds, and the first build's time.
@@ -182,7 +197,10 @@ pub(crate) fn run(plan: Plan) -> Result<Section, String> {
     match builds {
         Ok((builds, first, dir)) => {
             let mut t = Table::new(&["cargo build of a crate using `rootemu::filter!`", "s min / median"]);
-            let mut jb = vec![Json::obj([("step", Json::str("first build, with dependencies (cached afterwards)")), ("s", Json::obj([("min", Json::Num(first)), ("median", Json::Num(first))]))])];
+            let mut jb = vec![Json::obj([
+                ("step", Json::str("first build, with dependencies (cached afterwards)")),
+                ("s", Json::obj([("min", Json::Num(first)), ("median", Json::Num(first))])),
+            ])];
             t.row(vec!["first build in this cache, with dependencies (once)".into(), format!("{first:.2}")]);
             for (label, v) in &builds {
                 let st = Stat::of(v);

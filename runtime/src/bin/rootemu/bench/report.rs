@@ -31,7 +31,11 @@ impl fmt::Display for Json {
             Json::Null => f.write_str("null"),
             Json::Bool(b) => write!(f, "{b}"),
             Json::Num(n) if n.is_finite() => {
-                if n.fract() == 0.0 && n.abs() < 1e15 { write!(f, "{}", *n as i64) } else { write!(f, "{n}") }
+                if n.fract() == 0.0 && n.abs() < 1e15 {
+                    write!(f, "{}", *n as i64)
+                } else {
+                    write!(f, "{n}")
+                }
             }
             Json::Num(_) => f.write_str("null"),
             Json::Str(s) => {
@@ -113,7 +117,15 @@ pub(crate) struct Section {
 
 impl Section {
     pub(crate) fn new(name: &str, title: &str) -> Section {
-        Section { name: name.into(), title: title.into(), skipped: None, notes: Vec::new(), tables: Vec::new(), data: Json::Null, facts: BTreeMap::new() }
+        Section {
+            name: name.into(),
+            title: title.into(),
+            skipped: None,
+            notes: Vec::new(),
+            tables: Vec::new(),
+            data: Json::Null,
+            facts: BTreeMap::new(),
+        }
     }
 
     pub(crate) fn skipped(name: &str, why: &str) -> Section {
@@ -164,10 +176,16 @@ impl Report {
         });
         let noise = self.fact("syscalls", "noise");
         let tol = noise.unwrap_or(0.05).max(0.02);
-        let (p, g) = (self.fact("syscalls", "getppid/rootemu_over_trivial/median"), self.fact("syscalls", "getrandom/rootemu_over_trivial/median"));
+        let (p, g) =
+            (self.fact("syscalls", "getppid/rootemu_over_trivial/median"), self.fact("syscalls", "getrandom/rootemu_over_trivial/median"));
         goals.push(Goal {
             goal: "non-faked syscall under rootemu = trivial cached filter (`ret ALLOW`) within noise",
-            measured: format!("rootemu/trivial per-round median: getppid {}, getrandom {} (tolerance {:.1}%)", fmt_ratio(p), fmt_ratio(g), tol * 100.0),
+            measured: format!(
+                "rootemu/trivial per-round median: getppid {}, getrandom {} (tolerance {:.1}%)",
+                fmt_ratio(p),
+                fmt_ratio(g),
+                tol * 100.0
+            ),
             met: match (p, g) {
                 (Some(p), Some(g)) => Some(p <= 1.0 + tol && g <= 1.0 + tol),
                 _ => None,
@@ -183,7 +201,12 @@ impl Report {
         let (am, bm) = (self.fact("syscalls", "fchown/rootemu/median_ns"), self.fact("syscalls", "fchown/linear/median_ns"));
         goals.push(Goal {
             goal: "faked syscall (fchown) no slower than the Charliecloud linear layout",
-            measured: format!("rootemu/linear per-round median {} ({:.1} vs {:.1} ns)", fmt_ratio(f), am.unwrap_or(f64::NAN), bm.unwrap_or(f64::NAN)),
+            measured: format!(
+                "rootemu/linear per-round median {} ({:.1} vs {:.1} ns)",
+                fmt_ratio(f),
+                am.unwrap_or(f64::NAN),
+                bm.unwrap_or(f64::NAN)
+            ),
             met: f.map(|r| r <= 1.0),
         });
         self.goals = goals;
@@ -267,13 +290,22 @@ pub(crate) fn mm(s: super::Stat, f: impl Fn(f64) -> String) -> String {
 
 fn machine() -> Vec<(String, String)> {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-    let cpu = read("/proc/cpuinfo").lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
     // SAFETY: uname fills the struct.
     unsafe { libc::uname(&mut uts) };
     let field = |f: &[libc::c_char]| unsafe { std::ffi::CStr::from_ptr(f.as_ptr()) }.to_string_lossy().into_owned();
-    let os = read("/etc/os-release").lines().find_map(|l| l.strip_prefix("PRETTY_NAME=")).map(|v| v.trim_matches('"').to_string()).unwrap_or_default();
+    let os = read("/etc/os-release")
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim_matches('"').to_string())
+        .unwrap_or_default();
     let load = read("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" ");
     vec![
         ("machine".into(), format!("{os}, {} {}, {cpu}, {cores} cores", field(&uts.release), field(&uts.machine))),

@@ -56,7 +56,12 @@ pub(crate) fn run(plan: Plan) -> Result<Section, String> {
         let rt = Stat::of(&ratios(&medians[vi], &medians[0]));
         s.facts.insert(format!("{label}/ratio_median"), if failure[vi].is_some() { f64::INFINITY } else { rt.median });
         let status = failure[vi].as_ref().map_or("ok".to_string(), |e| format!("**FAILS** ({e})"));
-        t.row(vec![format!("`{label}`"), mm(st, |x| format!("{x:.2}")), if vi == 0 { "1".into() } else { mm(rt, |x| format!("{x:.3}")) }, status]);
+        t.row(vec![
+            format!("`{label}`"),
+            mm(st, |x| format!("{x:.2}")),
+            if vi == 0 { "1".into() } else { mm(rt, |x| format!("{x:.3}")) },
+            status,
+        ]);
         jv.push(Json::obj([
             ("command", Json::str(*label)),
             ("ms", st.json()),
@@ -71,6 +76,10 @@ pub(crate) fn run(plan: Plan) -> Result<Section, String> {
         plan.rounds,
         if as_user { USER.to_string() } else { "the calling user".to_string() }
     ));
-    s.data = Json::obj([("runs_per_round", Json::Num(per_round as f64)), ("as_unprivileged_user", Json::Bool(as_user)), ("commands", Json::Arr(jv))]);
+    s.data = Json::obj([
+        ("runs_per_round", Json::Num(per_round as f64)),
+        ("as_unprivileged_user", Json::Bool(as_user)),
+        ("commands", Json::Arr(jv)),
+    ]);
     Ok(s)
 }

@@ -20,7 +20,12 @@ struct Call {
 fn calls() -> Vec<Call> {
     vec![
         Call { name: "getppid", what: "not faked, low number", nr: libc::SYS_getppid, args: [0, 0, 0] },
-        Call { name: "getrandom", what: "not faked, above every faked number (getrandom(NULL, 0, 0))", nr: libc::SYS_getrandom, args: [0, 0, 0] },
+        Call {
+            name: "getrandom",
+            what: "not faked, above every faked number (getrandom(NULL, 0, 0))",
+            nr: libc::SYS_getrandom,
+            args: [0, 0, 0],
+        },
         Call { name: "fchown", what: "faked (fchown(-1, 0, 0); EBADF without a filter)", nr: libc::SYS_fchown, args: [-1, 0, 0] },
     ]
 }
@@ -42,17 +47,44 @@ fn to_sock(prog: &[Insn]) -> Vec<SockFilter> {
 fn variants() -> Result<(Vec<Variant>, rootemu_codegen::Tables), String> {
     let f = crate::inputs::bundled(&[]).map_err(|e| e.to_string())?;
     let host = install::running_abi();
-    let all = |prog: &[Insn]| -> Vec<(String, usize)> { f.tables.abis.iter().map(|a| (a.name.clone(), layout::cacheable_numbers(prog, a))).collect() };
-    let from_proof = |p: &rootemu_codegen::proof::Proof| -> Vec<(String, usize)> { p.abis.iter().map(|a| (a.abi.clone(), a.cacheable)).collect() };
+    let all = |prog: &[Insn]| -> Vec<(String, usize)> {
+        f.tables.abis.iter().map(|a| (a.name.clone(), layout::cacheable_numbers(prog, a))).collect()
+    };
+    let from_proof =
+        |p: &rootemu_codegen::proof::Proof| -> Vec<(String, usize)> { p.abis.iter().map(|a| (a.abi.clone(), a.cacheable)).collect() };
     let trivial = vec![Insn::new(op::RET | op::K, 0, 0, Action::Allow.to_ret())];
     let (linear, linear_proof) = layout::linear(&f.tables, &f.policy, host).map_err(|e| format!("linear layout: {e}"))?;
     let uncacheable = layout::uncacheable(&f.program).map_err(|e| format!("uncacheable variant: {e}"))?;
     let v = vec![
         Variant { key: "none", label: "no filter", program: None, cacheable: Vec::new(), proved: false },
-        Variant { key: "trivial", label: "trivial cached filter (`ret ALLOW`)", cacheable: all(&trivial), program: Some(trivial), proved: false },
-        Variant { key: "rootemu", label: "rootemu (all ABIs, binary search)", cacheable: from_proof(&f.proof), program: Some(f.program.clone()), proved: true },
-        Variant { key: "linear", label: "Charliecloud layout (linear, host ABI last)", cacheable: from_proof(&linear_proof), program: Some(linear), proved: true },
-        Variant { key: "uncacheable", label: "rootemu + `ld [args[0]]` first (not cacheable)", cacheable: all(&uncacheable), program: Some(uncacheable), proved: false },
+        Variant {
+            key: "trivial",
+            label: "trivial cached filter (`ret ALLOW`)",
+            cacheable: all(&trivial),
+            program: Some(trivial),
+            proved: false,
+        },
+        Variant {
+            key: "rootemu",
+            label: "rootemu (all ABIs, binary search)",
+            cacheable: from_proof(&f.proof),
+            program: Some(f.program.clone()),
+            proved: true,
+        },
+        Variant {
+            key: "linear",
+            label: "Charliecloud layout (linear, host ABI last)",
+            cacheable: from_proof(&linear_proof),
+            program: Some(linear),
+            proved: true,
+        },
+        Variant {
+            key: "uncacheable",
+            label: "rootemu + `ld [args[0]]` first (not cacheable)",
+            cacheable: all(&uncacheable),
+            program: Some(uncacheable),
+            proved: false,
+        },
     ];
     Ok((v, f.tables))
 }
@@ -162,7 +194,15 @@ pub(crate) fn run(plan: Plan) -> Result<Section, String> {
         }
     }
     let mut s = Section::new("syscalls", "1. Per-syscall cost (ns per raw syscall, forked child per variant)");
-    let mut t = Table::new(&["syscall", "variant", "ns/call min / median", "ratio to no filter min / median", "action cache", "BPF insns run", "returns"]);
+    let mut t = Table::new(&[
+        "syscall",
+        "variant",
+        "ns/call min / median",
+        "ratio to no filter min / median",
+        "action cache",
+        "BPF insns run",
+        "returns",
+    ]);
     let mut json_calls = Vec::new();
     let mut noise = Vec::new();
     for (ci, c) in calls.iter().enumerate() {
@@ -176,7 +216,13 @@ pub(crate) fn run(plan: Plan) -> Result<Section, String> {
             }
             s.facts.insert(format!("{}/{}/median_ns", c.name, v.key), st.median);
             s.facts.insert(format!("{}/{}/min_ns", c.name, v.key), st.min);
-            let cache = if v.program.is_none() { "-" } else if cached { "hit (filter skipped)" } else { "miss (filter runs)" };
+            let cache = if v.program.is_none() {
+                "-"
+            } else if cached {
+                "hit (filter skipped)"
+            } else {
+                "miss (filter runs)"
+            };
             t.row(vec![
                 c.name.into(),
                 v.label.into(),
@@ -254,6 +300,11 @@ pub(crate) fn run(plan: Plan) -> Result<Section, String> {
     ));
     s.notes.push("Cacheable counts for proved variants come from `Proof.abis[i].cacheable`; for the others from `sim::const_path` (the kernel's `seccomp_is_const_allow` rule) over the ABI's number range.".into());
     s.notes.push(format!("Noise: median over all rows of (median-min)/min = {:.1}%; the goals compare minimums (the least disturbed rounds) with this tolerance (at least 2%).", noise * 100.0));
-    s.data = Json::obj([("iterations", Json::Num(iters as f64)), ("host_abi", Json::str(host)), ("calls", Json::Arr(json_calls)), ("variants", Json::Arr(json_variants))]);
+    s.data = Json::obj([
+        ("iterations", Json::Num(iters as f64)),
+        ("host_abi", Json::str(host)),
+        ("calls", Json::Arr(json_calls)),
+        ("variants", Json::Arr(json_variants)),
+    ]);
     Ok(s)
 }

@@ -104,7 +104,11 @@ fn package() -> Result<PathBuf, String> {
         let mut debs: Vec<PathBuf> = fs::read_dir(&dir)
             .ok()?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("linux-headers-") && n.contains("-common_") && n.ends_with(".deb")))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("linux-headers-") && n.contains("-common_") && n.ends_with(".deb"))
+            })
             .collect();
         debs.sort();
         debs.pop()
@@ -112,7 +116,10 @@ fn package() -> Result<PathBuf, String> {
     if let Some(p) = find() {
         return Ok(p);
     }
-    let o = Command::new("apt-cache").args(["search", "--names-only", r"^linux-headers-6\.1\.0-[0-9]+-common$"]).output().map_err(|e| format!("apt-cache: {e}"))?;
+    let o = Command::new("apt-cache")
+        .args(["search", "--names-only", r"^linux-headers-6\.1\.0-[0-9]+-common$"])
+        .output()
+        .map_err(|e| format!("apt-cache: {e}"))?;
     let mut names: Vec<(u32, String)> = String::from_utf8_lossy(&o.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().next())
@@ -158,7 +165,8 @@ pub(crate) fn run(plan: Plan) -> Result<Section, String> {
     for f in [&deb, &tar] {
         fs::set_permissions(f, fs::Permissions::from_mode(0o644)).map_err(|e| e.to_string())?;
     }
-    let entries = Command::new("tar").arg("-tf").arg(&tar).output().map(|o| String::from_utf8_lossy(&o.stdout).lines().count()).unwrap_or(0);
+    let entries =
+        Command::new("tar").arg("-tf").arg(&tar).output().map(|o| String::from_utf8_lossy(&o.stdout).lines().count()).unwrap_or(0);
     let dest = u.work.join("dest");
     let s = |p: &Path| p.to_string_lossy().into_owned();
     let bin = s(&u.bin);
@@ -232,7 +240,13 @@ pub(crate) fn run(plan: Plan) -> Result<Section, String> {
                 None => "ok".to_string(),
                 Some(e) => format!("**FAILS** ({})", e.replace('|', "/")),
             };
-            t.row(vec![w.label.into(), m.label.into(), mm(st, |x| format!("{x:.3}")), if mi == 0 { "1".into() } else { mm(rt, |x| format!("{x:.3}")) }, status]);
+            t.row(vec![
+                w.label.into(),
+                m.label.into(),
+                mm(st, |x| format!("{x:.3}")),
+                if mi == 0 { "1".into() } else { mm(rt, |x| format!("{x:.3}")) },
+                status,
+            ]);
             jm.push(Json::obj([
                 ("mode", Json::str(m.key)),
                 ("label", Json::str(m.label)),
@@ -247,8 +261,16 @@ pub(crate) fn run(plan: Plan) -> Result<Section, String> {
     }
     sec.tables.push(t);
     let name = deb_src.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    sec.notes.push(format!("Package {name}: {entries} entries; extracted into {} (tmpfs), removed between runs; {rounds} rounds.", u.work.display()));
+    sec.notes.push(format!(
+        "Package {name}: {entries} entries; extracted into {} (tmpfs), removed between runs; {rounds} rounds.",
+        u.work.display()
+    ));
     sec.notes.push(format!("Every mode but real root runs as {USER} (uid {}); `tar -xpf` is the extra row without --same-owner.", u.uid));
-    sec.data = Json::obj([("package", Json::str(name)), ("entries", Json::Num(entries as f64)), ("rounds", Json::Num(rounds as f64)), ("workloads", Json::Arr(json_w))]);
+    sec.data = Json::obj([
+        ("package", Json::str(name)),
+        ("entries", Json::Num(entries as f64)),
+        ("rounds", Json::Num(rounds as f64)),
+        ("workloads", Json::Arr(json_w)),
+    ]);
     Ok(sec)
 }
