@@ -24,6 +24,12 @@ pub(crate) struct FilterInputs {
 }
 
 impl FilterInputs {
+    /// The same inputs restricted to these ABIs (all when empty).
+    pub(crate) fn with_abis(mut self, abis: Vec<String>) -> Self {
+        self.abis = abis;
+        self
+    }
+
     /// Builds and proves the filter, or returns every error as text.
     pub(crate) fn build(&self) -> Result<Filter, String> {
         let built = match (&self.tables, &self.policy) {
