@@ -13,8 +13,11 @@ fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
+/// Measurements by label, one value per round.
+type Samples = Vec<(&'static str, Vec<f64>)>;
+
 /// Stages of the expansion, in ms per round.
-fn in_process(rounds: usize) -> Result<(Vec<(&'static str, Vec<f64>)>, usize, usize), String> {
+fn in_process(rounds: usize) -> Result<(Samples, usize, usize), String> {
     let mut total = Vec::new();
     let mut stages: [Vec<f64>; 3] = Default::default();
     let mut insns = 0;
@@ -117,7 +120,7 @@ fn touch(p: &Path) -> Result<(), String> {
 }
 
 /// (label, seconds per round) of the crate builds, and the first build's time.
-fn crate_builds(rounds: usize) -> Result<(Vec<(&'static str, Vec<f64>)>, f64, PathBuf), String> {
+fn crate_builds(rounds: usize) -> Result<(Samples, f64, PathBuf), String> {
     let ws = workspace().ok_or("the rootemu workspace this binary was built from is not available")?;
     let dir = cache_dir().join("macro-crate");
     fs::create_dir_all(dir.join("src")).map_err(|e| format!("{}: {e}", dir.display()))?;

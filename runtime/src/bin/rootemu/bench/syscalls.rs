@@ -127,7 +127,14 @@ fn measure(prog: Option<&[SockFilter]>, calls: &[Call], iters: usize) -> Result<
                 let dt = (now_ns() - t0) as f64 / n as f64;
                 best = best.min(dt);
             }
-            let rc = if rc < 0 { -i64::from(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)) } else { rc as i64 };
+            let rc = if rc < 0 {
+                -i64::from(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+            } else {
+                #[allow(clippy::unnecessary_cast)] // c_long is i32 on 32-bit targets
+                {
+                    rc as i64
+                }
+            };
             out[i * 16..i * 16 + 8].copy_from_slice(&best.to_le_bytes());
             out[i * 16 + 8..i * 16 + 16].copy_from_slice(&rc.to_le_bytes());
         }
