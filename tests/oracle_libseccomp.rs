@@ -11,6 +11,7 @@
 //! - `-101 ..= -2xx` (`__PNR_socket`, `__PNR_shmat`, ...): a call libseccomp also reaches through
 //!   socketcall/ipc multiplexing; it is then checked the other way, `scmp_sys_resolver -a <arch>
 //!   <our number>` must print our name.
+//!
 //! Any other difference fails.
 
 use rootemu_codegen::Tables;
