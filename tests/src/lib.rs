@@ -45,3 +45,56 @@ pub fn rootemu_bin() -> PathBuf {
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
     target.join(profile).join("rootemu")
 }
+
+/// One oracle's verdict on one table cell (ABI, syscall name, number).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The oracle has the name with the table's number.
+    Agree,
+    /// The oracle differs or lacks the name, for the stated reason (e.g. a kernel release).
+    Explained(String),
+    /// The oracle differs and nothing explains it: a test failure.
+    Disagree(String),
+}
+
+/// One oracle's verdicts on the table cells it could check, written to
+/// `target/oracle-ledger/<oracle>.tsv` so `oracle-summary` can count cells per oracle.
+pub struct Ledger {
+    oracle: String,
+    rows: Vec<(String, String, u64, Verdict)>,
+}
+
+impl Ledger {
+    /// An empty ledger for the oracle named `oracle` (e.g. "headers", "libseccomp").
+    pub fn new(oracle: &str) -> Ledger {
+        Ledger { oracle: oracle.to_string(), rows: Vec::new() }
+    }
+
+    /// Records the oracle's verdict on the table cell `abi`/`name` = `nr`.
+    pub fn record(&mut self, abi: &str, name: &str, nr: u64, verdict: Verdict) {
+        self.rows.push((abi.to_string(), name.to_string(), nr, verdict));
+    }
+
+    /// Writes the ledger (replacing the previous run's) and returns its path.
+    pub fn write(&self) -> PathBuf {
+        let dir = ledger_dir();
+        std::fs::create_dir_all(&dir).expect("create the oracle ledger directory");
+        let mut text = String::new();
+        for (abi, name, nr, v) in &self.rows {
+            let v = match v {
+                Verdict::Agree => "agree".to_string(),
+                Verdict::Explained(why) => format!("explained: {why}"),
+                Verdict::Disagree(why) => format!("disagree: {why}"),
+            };
+            text.push_str(&format!("{abi}\t{name}\t{nr}\t{}\n", v.replace(['\t', '\n'], " ")));
+        }
+        let path = dir.join(format!("{}.tsv", self.oracle));
+        std::fs::write(&path, text).expect("write the oracle ledger");
+        path
+    }
+}
+
+/// Where oracle ledgers are written: `<target dir>/oracle-ledger`.
+pub fn ledger_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target")).join("oracle-ledger")
+}
