@@ -143,11 +143,6 @@ fn header_only_reason(abi: &str, name: &str, alias_of: Option<&str>, table: &BTr
     }
     Some(match (abi, name) {
         ("arm", "SYSCALL_BASE" | "OABI_SYSCALL_BASE" | "SYSCALL_MASK") => "base/mask constant, no syscall".into(),
-        // mips o32 `unused59 sys_olduname` and `unused109 sys_uname` have working entry points
-        // in 6.12, but the importer drops every `unused*`/`reserved*` row as a placeholder.
-        ("mips" | "mipsel", "unused59" | "unused109") => {
-            "placeholder name, yet a live entry point (olduname/uname): importer drops it".into()
-        }
         _ if name.starts_with("unused") || name.starts_with("reserved") => "placeholder row (sys_ni_syscall)".into(),
         _ => return None,
     })

@@ -22,9 +22,11 @@ impl Row {
         self.entry.as_deref().is_none_or(|e| e == "sys_ni_syscall")
     }
 
-    /// Placeholder rows (`reserved177`, `unused18`) keep a number free; they are no syscall.
+    /// Placeholder rows (`reserved177`, `unused18` with no entry point or `sys_ni_syscall`)
+    /// keep a number free; they are no syscall. A row named like one but wired to a real
+    /// entry point (mips o32 `59 unused59 sys_olduname`) is a working syscall.
     pub fn placeholder(&self) -> bool {
-        self.name.starts_with("reserved") || self.name.starts_with("unused")
+        (self.name.starts_with("reserved") || self.name.starts_with("unused")) && self.unimplemented()
     }
 }
 
@@ -141,6 +143,15 @@ mod tests {
         let text = "# SPDX header\n#\n6\to32\tclose\t\t\tsys_close\n# 7 was sys_waitpid\n18\to32\tunused18\t\tsys_ni_syscall\n82\to32\treserved82\t\tsys_ni_syscall\n\n8\to32\tcreat\t\t\tsys_creat # trailing comment\n";
         let a = import(text, &["o32"]).unwrap();
         assert_eq!(a.syscalls.keys().collect::<Vec<_>>(), ["close", "creat"]);
+        assert!(a.unimplemented.is_empty());
+    }
+
+    #[test]
+    fn a_placeholder_name_with_a_real_entry_point_is_a_syscall() {
+        // mips o32: the kernel wires these two "unused" rows to working calls.
+        let text = "59\to32\tunused59\t\t\tsys_olduname\n60\to32\tumask\t\t\tsys_umask\n108\to32\tunused108\n109\to32\tunused109\t\t\tsys_uname\n";
+        let a = import(text, &["o32"]).unwrap();
+        assert_eq!(a.syscalls.keys().collect::<Vec<_>>(), ["umask", "unused109", "unused59"]);
         assert!(a.unimplemented.is_empty());
     }
 
