@@ -7,6 +7,7 @@
 use rootemu_tests::{need, need_path, rootemu_bin};
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -202,9 +203,22 @@ fn exit_status_passes_through() {
     let w = env.workdir("exit");
     assert_eq!(env.run(&w, &["--", "sh", "-c", "exit 7"]).status.code(), Some(7));
     assert_eq!(env.run(&w, &["--", "true"]).status.code(), Some(0));
-    // Killed by SIGTERM: rootemu exits 128 + 15.
+    // Without --root rootemu becomes the command: the caller sees the signal itself.
     let o = env.run(&w, &["--", "sh", "-c", "kill -TERM $$"]);
-    assert_eq!(o.status.code(), Some(143), "{}", text(&o));
+    assert_eq!(o.status.signal(), Some(libc::SIGTERM), "{}", text(&o));
+}
+
+/// Without --root nothing is forked: the command runs as the process that started rootemu.
+#[test]
+fn without_root_the_command_replaces_rootemu() {
+    let Some(env) = env() else { return };
+    let w = env.workdir("noforks");
+    let bin = env.bin.to_str().unwrap().to_string();
+    // setpriv execs rootemu, which execs sh: one pid throughout.
+    let child = env.as_user(&w, &[bin.as_str(), "run", "--", "sh", "-c", "echo $$"]).stdout(Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), pid.to_string(), "{}", text(&o));
 }
 
 /// A minimal root: the host's /usr bound in, merged-usr symlinks, passwd/group, /etc/apt.
@@ -288,7 +302,12 @@ fn sigterm_to_rootemu_is_forwarded() {
             assert!(start.elapsed() < Duration::from_secs(10), "rootemu did not exit after SIGTERM (root: {with_root})");
             std::thread::sleep(Duration::from_millis(20));
         };
-        assert_eq!(status.code(), Some(143), "root: {with_root}");
+        // With --root rootemu forwards it and exits 128+15; without, the command is rootemu's pid.
+        if with_root {
+            assert_eq!(status.code(), Some(143), "root: {with_root}");
+        } else {
+            assert_eq!(status.signal(), Some(libc::SIGTERM), "root: {with_root}");
+        }
     }
 }
 

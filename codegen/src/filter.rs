@@ -32,6 +32,15 @@ pub struct Filter {
     pub proof: Proof,
 }
 
+/// The result of [`Filter::build_per_target`].
+#[derive(Clone, Debug)]
+pub struct PerTarget {
+    /// `(Rust target_arch values, the filter over the ABIs their kernels deliver)`.
+    pub groups: Vec<(Vec<String>, Filter)>,
+    /// Every ABI: for a `target_arch` that no group names.
+    pub all: Filter,
+}
+
 impl Filter {
     /// Loads, validates, compiles, verifies and proves; every error found is returned.
     pub fn build(inputs: &Inputs) -> Result<Filter, Errors> {
@@ -55,6 +64,22 @@ impl Filter {
             (Ok(p), Ok(t)) => Filter::from_parts(t, p),
             (p, t) => Err(Errors(p.err().into_iter().chain(t.err()).flat_map(|e| e.0).collect())),
         }
+    }
+
+    /// The filters a binary chooses from by its Rust `target_arch` at compile time: one per
+    /// group of [`Tables::by_rust_arch`] (that group's ABIs), and one over every ABI for
+    /// targets no table names. Every program is verified and proved; all errors at once.
+    pub fn build_per_target(inputs: &Inputs) -> Result<PerTarget, Errors> {
+        let all = Filter::build(inputs)?;
+        let mut errors = Errors::default();
+        let mut groups = Vec::new();
+        for (arches, abis) in all.tables.by_rust_arch() {
+            match all.tables.select(&abis).and_then(|t| Filter::from_parts(t, all.policy.clone())) {
+                Ok(f) => groups.push((arches, f)),
+                Err(e) => errors.0.extend(e.0),
+            }
+        }
+        errors.into_result(PerTarget { groups, all })
     }
 
     /// Compiles, verifies and proves already loaded inputs.

@@ -19,6 +19,6 @@ mod yaml;
 
 pub use bpf::{Action, Insn};
 pub use diag::{Diagnostic, Errors};
-pub use filter::{Filter, Inputs};
+pub use filter::{Filter, Inputs, PerTarget};
 pub use policy::Policy;
 pub use table::{Abi, Endian, Tables};

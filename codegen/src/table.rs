@@ -101,6 +101,8 @@ pub(crate) struct AbiFile {
     convention: Convention,
     #[serde(default = "yes")]
     audit_le_bit: bool,
+    #[serde(default, deserialize_with = "scalars")]
+    rust_arches: Vec<String>,
     nr_base: u32,
     nr_limit: u32,
     import: ImportRecipe,
@@ -129,6 +131,10 @@ pub struct Abi {
     /// Whether the kernel's AUDIT_ARCH sets the little-endian bit for this ABI (false for
     /// xtensa, microblaze and hexagon, whose constants never do).
     pub audit_le_bit: bool,
+    /// Rust `target_arch` values of a binary that may run on a kernel delivering this ABI
+    /// (an `x86` binary on an x86_64 kernel sees x86_64 and x32 children too); empty when
+    /// Rust has no such target. `root_emulation!()` in a binary covers exactly these ABIs.
+    pub rust_arches: Vec<String>,
     /// Added to each table number to get what seccomp sees.
     pub nr_base: u32,
     /// Every table number is below this.
@@ -246,6 +252,23 @@ impl Tables {
         })
     }
 
+    /// The ABIs a binary must cover per Rust `target_arch`, grouped: `(target_arch values,
+    /// ABI names)`, one entry per distinct ABI set, sorted by the first `target_arch`.
+    pub fn by_rust_arch(&self) -> Vec<(Vec<String>, Vec<String>)> {
+        let mut arches: Vec<&str> = self.abis.iter().flat_map(|a| a.rust_arches.iter().map(String::as_str)).collect();
+        arches.sort_unstable();
+        arches.dedup();
+        let mut groups: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+        for arch in arches {
+            let abis: Vec<String> = self.abis.iter().filter(|a| a.rust_arches.iter().any(|r| r == arch)).map(|a| a.name.clone()).collect();
+            match groups.iter_mut().find(|(_, g)| *g == abis) {
+                Some((archs, _)) => archs.push(arch.to_string()),
+                None => groups.push((vec![arch.to_string()], abis)),
+            }
+        }
+        groups
+    }
+
     /// The distinct AUDIT_ARCH values, in ABI-name order of first appearance.
     pub fn audit_arches(&self) -> Vec<u32> {
         let mut out: Vec<u32> = Vec::new();
@@ -293,7 +316,7 @@ pub(crate) fn unknown_abi_message(name: &str, tables: &Tables) -> String {
 }
 
 fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> Abi {
-    let at = |key: &str| lines.top_key(key);
+    let at = |key: &str| Some(lines.key_line(key));
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     if f.abi != stem {
         errors.push(Diagnostic::at(path, at("abi"), format!("ABI `{}` is in a file named `{stem}.yaml`", f.abi)));
@@ -322,6 +345,14 @@ fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> A
             ),
         ));
     }
+    for (i, arch) in f.rust_arches.iter().enumerate() {
+        let ok = !arch.is_empty() && arch.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !ok {
+            errors.push(Diagnostic::at(path, at("rust_arches"), format!("ABI `{}`: `{arch}` is not a Rust target_arch name", f.abi)));
+        } else if f.rust_arches[..i].contains(arch) {
+            errors.push(Diagnostic::at(path, at("rust_arches"), format!("ABI `{}`: rust_arches lists `{arch}` twice", f.abi)));
+        }
+    }
     if u64::from(f.nr_base) + u64::from(f.nr_limit) > 1 << 31 {
         errors.push(Diagnostic::at(path, at("nr_limit"), format!("ABI `{}`: nr_base + nr_limit exceeds 2^31", f.abi)));
     }
@@ -342,7 +373,7 @@ fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> A
         if n >= f.nr_limit {
             errors.push(Diagnostic::at(
                 path,
-                lines.word_in("syscalls", name),
+                lines.word_in("syscalls", name).or(at("syscalls")),
                 format!("ABI `{}`: syscall `{name}` has number {n}, outside the ABI's range 0..{}", f.abi, f.nr_limit),
             ));
         }
@@ -350,14 +381,18 @@ fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> A
             // Report on the later line of the two.
             let (l1, l2) = (lines.word_in("syscalls", first), lines.word_in("syscalls", name));
             let (a, b) = if l1 <= l2 { (first, name.as_str()) } else { (name.as_str(), first) };
-            errors.push(Diagnostic::at(path, l1.max(l2), format!("ABI `{}`: syscall `{b}` has number {n}, already used by `{a}`", f.abi)));
+            errors.push(Diagnostic::at(
+                path,
+                l1.max(l2).or(at("syscalls")),
+                format!("ABI `{}`: syscall `{b}` has number {n}, already used by `{a}`", f.abi),
+            ));
         }
     }
     for name in &f.unimplemented {
         if !f.syscalls.contains_key(name) {
             errors.push(Diagnostic::at(
                 path,
-                lines.word_in("unimplemented", name),
+                lines.word_in("unimplemented", name).or(at("unimplemented")),
                 format!("ABI `{}`: unimplemented syscall `{name}` is not in `syscalls`", f.abi),
             ));
         }
@@ -370,6 +405,7 @@ fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> A
         endian: f.endian,
         convention: f.convention,
         audit_le_bit: f.audit_le_bit,
+        rust_arches: f.rust_arches,
         nr_base: f.nr_base,
         nr_limit: f.nr_limit,
         import: f.import,
@@ -388,7 +424,7 @@ fn check_across(abis: &[Abi], errors: &mut Errors) {
             if a.name == b.name {
                 errors.push(Diagnostic::at(
                     &b.file,
-                    b.lines.top_key("abi"),
+                    Some(b.lines.key_line("abi")),
                     format!("ABI `{}` is also defined in {}", b.name, a.file.display()),
                 ));
             } else if a.audit_arch == b.audit_arch {
@@ -396,7 +432,7 @@ fn check_across(abis: &[Abi], errors: &mut Errors) {
                 if ra.start < rb.end && rb.start < ra.end {
                     errors.push(Diagnostic::at(
                         &b.file,
-                        b.lines.top_key("nr_base"),
+                        Some(b.lines.key_line("nr_base")),
                         format!(
                             "ABI `{}` shares AUDIT_ARCH {:#x} with `{}` and their number ranges overlap ({:#x}..{:#x} and {:#x}..{:#x})",
                             b.name, b.audit_arch, a.name, rb.start, rb.end, ra.start, ra.end
@@ -448,10 +484,42 @@ pub(crate) mod tests {
         assert_eq!(err.to_string(), "x86_64.yaml:15: syscalls: duplicate entry with key \"chown\"");
     }
 
+    /// Found by `cargo fuzz run tables`: errors in flow-style YAML had no line.
+    #[test]
+    fn errors_in_flow_style_still_name_a_line() {
+        let text = "{abi: x86_64, audit_arch: 0x4000003e, elf_machine: 62, bits: 64, endian: little, nr_base: 0, nr_limit: 10,\n import: {table: t, tags: [a]}, syscalls: {\"read\": 0, \"chown\": 12}}\n";
+        let err = parse_one("x86_64.yaml", text).unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert!(err.0.iter().all(|d| d.line == Some(1)), "{err}");
+    }
+
     #[test]
     fn overlapping_ranges_under_one_audit_arch() {
         let x32 = X86_64.replace("abi: x86_64", "abi: x32").replace("nr_base: 0", "nr_base: 512");
         let err = Tables::parse([(Path::new("x86_64.yaml"), X86_64), (Path::new("x32.yaml"), x32.as_str())]).unwrap_err();
         assert!(err.to_string().contains("shares AUDIT_ARCH 0xc000003e with `x32` and their number ranges overlap"), "{err}");
+    }
+
+    #[test]
+    fn rust_arches_group_the_abis_a_binary_must_cover() {
+        let with = |abi: &str, base: &str, arches: &str| {
+            X86_64.replace("abi: x86_64", &format!("abi: {abi}")).replace("nr_base: 0", &format!("rust_arches: {arches}\nnr_base: {base}"))
+        };
+        let (a, b) = (with("x86_64", "0", "[x86, x86_64]"), with("x32", "0x40000000", "[x86_64, x86]"));
+        let c = with("other", "0", "[]").replace("0xc000003e", "0xc00000b7").replace("elf_machine: 62", "elf_machine: 183");
+        let t = Tables::parse([
+            (Path::new("x86_64.yaml"), a.as_str()),
+            (Path::new("x32.yaml"), b.as_str()),
+            (Path::new("other.yaml"), c.as_str()),
+        ])
+        .unwrap();
+        let groups = t.by_rust_arch();
+        assert_eq!(groups, [(vec!["x86".to_string(), "x86_64".to_string()], vec!["x32".to_string(), "x86_64".to_string()])]);
+        let bad = with("x86_64", "0", "[x86, X86, x86]");
+        let err = parse_one("x86_64.yaml", &bad).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "x86_64.yaml:6: ABI `x86_64`: `X86` is not a Rust target_arch name\nx86_64.yaml:6: ABI `x86_64`: rust_arches lists `x86` twice"
+        );
     }
 }

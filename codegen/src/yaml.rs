@@ -35,7 +35,22 @@ fn located(file: &Path, text: &str, e: &serde_yaml::Error) -> Diagnostic {
         let is_key = |s: &str| s.trim_start().trim_start_matches("- ").strip_prefix(key).is_some_and(|r| r.starts_with(':'));
         line = text.lines().enumerate().skip(l - 1).filter(|(_, s)| is_key(s)).nth(1).map(|(i, _)| i + 1).or(line);
     }
-    Diagnostic::at(file, line, message)
+    // A few backend errors have no location (e.g. a second document): point at the
+    // second document's start, else at line 1, so that every error names a line.
+    let line = line.or_else(|| second_document(text)).unwrap_or(1);
+    Diagnostic::at(file, Some(line), message)
+}
+
+/// 1-based line of a `---` that follows content, i.e. starts a second document.
+fn second_document(text: &str) -> Option<usize> {
+    let mut content = false;
+    for (i, l) in text.lines().enumerate() {
+        if l.starts_with("---") && content {
+            return Some(i + 1);
+        }
+        content |= !l.trim().is_empty() && !l.trim_start().starts_with('#') && !l.starts_with("---");
+    }
+    None
 }
 
 /// Source lines of a YAML file, for pointing at the line a key or a name stands on.
@@ -52,6 +67,12 @@ impl Lines {
     /// 1-based line of the top-level key `key:`.
     pub(crate) fn top_key(&self, key: &str) -> Option<usize> {
         self.lines.iter().position(|l| l.starts_with(key) && l[key.len()..].starts_with(':')).map(|i| i + 1)
+    }
+
+    /// 1-based line of the top-level key `key:`, or 1 when it is not written that way
+    /// (flow style, a quoted key): a diagnostic always names a line.
+    pub(crate) fn key_line(&self, key: &str) -> usize {
+        self.top_key(key).unwrap_or(1)
     }
 
     /// 1-based lines of the items of the top-level sequence under `key`.
@@ -146,5 +167,23 @@ mod tests {
         assert_eq!(lines.word_in("rules", "fchown"), Some(3));
         assert_eq!(lines.word_in("rules", "chmod"), None);
         assert_eq!(lines.word_in("z", "chown"), Some(6));
+        assert_eq!((lines.key_line("z"), lines.key_line("nope")), (5, 1));
+    }
+
+    /// Found by `cargo fuzz run tables`: a second document had no line.
+    #[test]
+    fn every_parse_error_has_a_line() {
+        let err = parse::<Doc>(
+            Path::new("t.yaml"),
+            "# c
+map: {}
+---
+map: {}
+",
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.0[0].line, Some(3), "{err}");
+        assert!(err.to_string().contains("more than one document"), "{err}");
     }
 }

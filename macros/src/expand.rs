@@ -25,6 +25,36 @@ pub(crate) fn expand(args: &Args) -> TokenStream {
     }
 }
 
+/// One verified filter per group of Rust `target_arch` values (the ABIs a kernel running
+/// such a binary delivers), each behind `#[cfg(target_arch = ...)]`, and the all-ABI filter
+/// for any other target: only the target's program is compiled into the binary.
+pub(crate) fn expand_per_target(args: &Args) -> TokenStream {
+    let deps = tracked_files(args);
+    let built = Filter::build_per_target(&Inputs { tables: &args.tables, policy: &args.policy, abis: &args.abis });
+    let per = match built {
+        Ok(per) => per,
+        Err(errors) => {
+            let errs = compile_errors(&errors);
+            return quote! {{ #deps #errs ::rootemu::Filter { policy: "", program: &[], abis: &[] } }};
+        }
+    };
+    let mut named = Vec::new();
+    let arms = per.groups.iter().map(|(arches, f)| {
+        named.extend(arches.iter().cloned());
+        let body = emit(f);
+        quote! { #[cfg(any(#(target_arch = #arches),*))] let filter = { #body }; }
+    });
+    let arms: Vec<TokenStream> = arms.collect();
+    let rest = emit(&per.all);
+    quote! {{
+        #deps
+        #(#arms)*
+        #[cfg(not(any(#(target_arch = #named),*)))]
+        let filter = { #rest };
+        filter
+    }}
+}
+
 /// `include_bytes!` of every input file, so editing one rebuilds the calling crate.
 fn tracked_files(args: &Args) -> TokenStream {
     let files = input_files(args);

@@ -10,7 +10,9 @@ mod expand;
 
 use proc_macro::TokenStream;
 
-/// The bundled root-emulation policy over every bundled ABI table.
+/// The bundled root-emulation policy over the ABIs that a kernel running the binary being
+/// built can deliver: the tables whose `rust_arches` name the target's `target_arch`
+/// (x86_64 or x86: x86_64, x32 and i386), or every ABI for a target no table names.
 ///
 /// `rootemu::root_emulation!()`
 #[proc_macro]
@@ -24,7 +26,7 @@ pub fn root_emulation(input: TokenStream) -> TokenStream {
         .to_compile_error()
         .into();
     }
-    expand::expand(&args::Args::bundled()).into()
+    expand::expand_per_target(&args::Args::bundled()).into()
 }
 
 /// A filter from a policy, tables and ABIs of the caller's choice.

@@ -1,20 +1,23 @@
 //! The user-namespace launcher behind `rootemu run`.
 //!
-//! Process layout:
-//! - **supervisor** (the `rootemu` process): creates the user namespace, maps the invoking
-//!   uid/gid to 0, with `--root` also a PID namespace; forks the next process, forwards
-//!   signals to it, waits, and reports the command's status.
-//! - **init** (only with `--root`): pid 1 of the new PID namespace. It creates the mount
-//!   namespace, builds the new root (`/proc`, `/dev`, `/sys`, `/tmp`, resolv.conf, the apt
-//!   hook, `--bind`s), `pivot_root`s into it, forks the command, forwards signals to it,
-//!   reaps orphans, and passes the command's wait status to the supervisor. When it exits
-//!   the kernel kills whatever is left in the namespace.
-//! - **command**: installs the seccomp filter LAST (then self-tests it) and `execvp`s.
-//!   Without `--root` the second process does the mount work itself and becomes the command.
+//! Without `--root`, no process is forked: like `unshare -r`, the `rootemu` process creates
+//! the user namespace (the invoking uid/gid mapped to 0), with `--bind`s a private mount
+//! namespace, installs the seccomp filter LAST (then self-tests it) and `execvp`s the
+//! command. Its exit status, or the signal that killed it, is the caller's to see directly.
 //!
-//! Fail closed: any failing step is written to a close-on-exec pipe and the command is
-//! never executed. Exit status passes through; a command killed by signal N makes
-//! `rootemu` exit with 128+N (as shells report it).
+//! With `--root`, three processes:
+//! - **supervisor** (the `rootemu` process): creates the user and PID namespaces; forks
+//!   init, forwards signals to it, waits, and reports the command's status.
+//! - **init**: pid 1 of the new PID namespace. It creates the mount namespace, builds the
+//!   new root (`/proc`, `/dev`, `/sys`, `/tmp`, resolv.conf, the apt hook, `--bind`s),
+//!   `pivot_root`s into it, forks the command, forwards signals to it, reaps orphans, and
+//!   passes the command's wait status to the supervisor. When it exits the kernel kills
+//!   whatever is left in the namespace.
+//! - **command**: installs the filter last, self-tests it and `execvp`s.
+//!
+//! Fail closed: a failing step is returned (or, from a forked process, written to a
+//! close-on-exec pipe) and the command is never executed. With `--root`, a command killed
+//! by signal N makes `rootemu` exit with 128+N (as shells report it).
 
 use crate::Filter;
 use crate::install::{self, InstallOptions, errno_text};
@@ -147,7 +150,8 @@ fn debug(on: bool, msg: &str) {
     }
 }
 
-/// Runs the command as described by `opts` and returns how it ended.
+/// Runs the command as described by `opts`. With a root, returns how it ended; without
+/// one this process becomes the command, so it returns only the error that prevented that.
 pub fn run(opts: &LaunchOptions) -> Result<Outcome, LaunchError> {
     if opts.command.is_empty() {
         return Err(setup("no command given"));
@@ -180,22 +184,25 @@ pub fn run(opts: &LaunchOptions) -> Result<Outcome, LaunchError> {
     }
 
     create_user_namespace(uid, gid, opts.debug)?;
-    if root.is_some() {
-        // Children of this process are created in a new PID namespace, for a fresh /proc.
-        // SAFETY: unshare with a flag constant.
-        if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
-            return Err(sys_err("creating the PID namespace (unshare CLONE_NEWPID)"));
+    let Some(root) = root else {
+        // Nothing to supervise: like `unshare -r`, this process becomes the command (with a
+        // private mount namespace only when there is something to bind).
+        if !opts.binds.is_empty() {
+            build_mount_namespace(opts, None, None)?;
         }
+        return Err(exec_command(opts, &argv));
+    };
+    // Children of this process are created in a new PID namespace, for a fresh /proc.
+    // SAFETY: unshare with a flag constant.
+    if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
+        return Err(sys_err("creating the PID namespace (unshare CLONE_NEWPID)"));
     }
 
     // The apt hook needs a mount point inside the root; create it from here (host mount
     // namespace) so it can be removed again afterwards.
-    let apt_mountpoint = match &root {
-        Some(r) if opts.apt_hook => prepare_apt_mountpoint(r, opts.debug)?,
-        _ => None,
-    };
+    let apt_mountpoint = if opts.apt_hook { prepare_apt_mountpoint(&root, opts.debug)? } else { None };
 
-    let result = spawn_and_wait(opts, root.as_deref(), apt_mountpoint.as_ref().map(|m| m.path.as_path()), &argv);
+    let result = spawn_and_wait(opts, &root, apt_mountpoint.as_ref().map(|m| m.path.as_path()), &argv);
 
     if let Some(m) = apt_mountpoint {
         if m.created {
@@ -394,12 +401,7 @@ fn waitpid_retry(pid: libc::pid_t) -> i32 {
     }
 }
 
-fn spawn_and_wait(
-    opts: &LaunchOptions,
-    root: Option<&Path>,
-    apt_mountpoint: Option<&Path>,
-    argv: &[CString],
-) -> Result<Outcome, LaunchError> {
+fn spawn_and_wait(opts: &LaunchOptions, root: &Path, apt_mountpoint: Option<&Path>, argv: &[CString]) -> Result<Outcome, LaunchError> {
     let (err_r, err_w) = pipe_cloexec("error")?;
     let (status_r, status_w) = pipe_cloexec("status")?;
     let old_mask = block_forwarded();
@@ -434,33 +436,23 @@ fn spawn_and_wait(
     if !msg.is_empty() {
         return Err(LaunchError::decode(&msg));
     }
-    // With --root, init passes on the command's wait status; otherwise the child was the command.
+    // init passes on the command's wait status.
     let mut buf = Vec::new();
     let _ = fs::File::from(status_r).read_to_end(&mut buf);
     if buf.len() == 4 {
         return Ok(Outcome::from_wait_status(i32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]])));
     }
-    if root.is_some() && libc::WIFSIGNALED(status) {
+    if libc::WIFSIGNALED(status) {
         return Err(setup(format!("the namespace's init process was killed by signal {}", libc::WTERMSIG(status))));
     }
     Ok(Outcome::from_wait_status(status))
 }
 
-/// The forked child: pid 1 of the new PID namespace (with a root), or the command itself.
-fn child_main(
-    opts: &LaunchOptions,
-    root: Option<&Path>,
-    apt_mountpoint: Option<&Path>,
-    argv: &[CString],
-    err_fd: i32,
-    status_fd: i32,
-) -> ! {
+/// The forked child: pid 1 of the new PID namespace.
+fn child_main(opts: &LaunchOptions, root: &Path, apt_mountpoint: Option<&Path>, argv: &[CString], err_fd: i32, status_fd: i32) -> ! {
     let dbg = opts.debug;
-    if let Err(e) = build_mount_namespace(opts, root, apt_mountpoint) {
+    if let Err(e) = build_mount_namespace(opts, Some(root), apt_mountpoint) {
         die(err_fd, &e);
-    }
-    if root.is_none() {
-        exec_command(opts, argv, err_fd);
     }
     // init: die with the supervisor, so the whole namespace goes with it.
     // SAFETY: prctl/getppid with integer arguments.
@@ -473,7 +465,7 @@ fn child_main(
         die(err_fd, &sys_err("forking the command inside the PID namespace"));
     }
     if cmd == 0 {
-        exec_command(opts, argv, err_fd);
+        die(err_fd, &exec_command(opts, argv));
     }
     // SAFETY: closing our copy: the supervisor sees EOF once the command has executed.
     unsafe { libc::close(err_fd) };
@@ -508,15 +500,16 @@ fn reset_mask_only() {
     }
 }
 
-/// The command process: install the filter last, self-test it, execvp.
-fn exec_command(opts: &LaunchOptions, argv: &[CString], err_fd: i32) -> ! {
+/// The command process: install the filter last, self-test it, execvp. Returns only
+/// when something failed: the command did not run.
+fn exec_command(opts: &LaunchOptions, argv: &[CString]) -> LaunchError {
     reset_signals();
     if let Some(filter) = &opts.filter {
         if let Err(e) = install::install(filter.program, InstallOptions { tsync: false }) {
-            die(err_fd, &setup(e.to_string()));
+            return setup(e.to_string());
         }
         if let Err(e) = install::self_test(filter) {
-            die(err_fd, &setup(e.to_string()));
+            return setup(e.to_string());
         }
     } else {
         debug(opts.debug, "--no-emulation: no filter installed");
@@ -529,13 +522,12 @@ fn exec_command(opts: &LaunchOptions, argv: &[CString], err_fd: i32) -> ! {
     let name = &opts.command[0];
     // execvp reports EACCES when some PATH entry is unreadable even if the name is nowhere.
     let nowhere = e == libc::EACCES && !name.contains('/') && !on_path(name);
-    let err = match e {
+    match e {
         libc::ENOENT | libc::ENOTDIR => LaunchError::NotFound(format!("{name}: command not found")),
         _ if nowhere => LaunchError::NotFound(format!("{name}: command not found")),
         libc::EACCES | libc::ENOEXEC | libc::EISDIR => LaunchError::CannotExec(format!("{name}: cannot execute: {}", errno_text(e))),
         _ => setup(format!("executing {name} failed: {}", errno_text(e))),
-    };
-    die(err_fd, &err)
+    }
 }
 
 /// Whether `name` exists in some PATH directory (as execvp searches it).

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 /// Arguments of `rootemu run`.
 ///
-/// Runs CMD in a new user + mount namespace where the invoking user is root (uid/gid 0),
-/// under the root-emulation seccomp filter: chown, setuid/setgid, setgroups and mknod of
-/// devices return 0 without doing anything, so package managers work unprivileged.
+/// Runs CMD in a new user namespace (plus a mount namespace with --bind or --root) where
+/// the invoking user is root (uid/gid 0), under the root-emulation seccomp filter: chown,
+/// setuid/setgid, setgroups and mknod of devices return 0 without doing anything, so
+/// package managers work unprivileged.
 ///
 /// With --root DIR, DIR becomes / (in a new PID namespace) with a fresh /proc, a minimal
 /// /dev (null zero full random urandom tty, pts, shm), read-only /sys, a tmpfs /tmp and the
@@ -16,9 +17,10 @@ use std::path::PathBuf;
 /// supplied saying `APT::Sandbox::User "root";` (apt would otherwise drop to `_apt` with a
 /// setuid that emulation fakes, and abort when it checks); --no-apt-hook turns that off.
 ///
-/// Exit status: the command's; 128+N if it was killed by signal N; 127 if it was not
-/// found, 126 if it could not be executed, 1 if a setup step failed (then the command is
-/// never run).
+/// Without --root, rootemu becomes the command (like `unshare -r`), so its exit status or
+/// signal is the command's own. With --root: the command's status, 128+N if it was killed
+/// by signal N. Either way 127 if it was not found, 126 if it could not be executed, 1 if
+/// a setup step failed (then the command is never run).
 #[derive(Args)]
 pub(crate) struct RunArgs {
     /// Directory that becomes / for the command.
@@ -71,7 +73,8 @@ pub(crate) fn main(args: RunArgs) -> Result<u8, String> {
     }
 }
 
-/// The bundled root-emulation filter, generated and verified at compile time.
-fn emulation_filter() -> rootemu::Filter {
+/// The bundled root-emulation filter over the ABIs this binary's kernel can deliver
+/// (x86_64, x32 and i386 for an x86 build), generated and verified at compile time.
+pub(crate) fn emulation_filter() -> rootemu::Filter {
     rootemu::root_emulation!()
 }
