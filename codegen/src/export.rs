@@ -1,7 +1,10 @@
-//! Exporters: the program as raw bytes, a C header, or JSON for tooling.
+//! Exporters: the program as raw bytes, a C header, JSON for tooling, or an OCI runtime
+//! spec's `linux.seccomp` section.
 
-use crate::bpf::Insn;
+use crate::bpf::{Action, Insn};
+use crate::diag::{Diagnostic, Errors};
 use crate::filter::Filter;
+use crate::policy::Cmp;
 use crate::table::Endian;
 use serde_json::json;
 
@@ -76,4 +79,88 @@ pub fn json(f: &Filter) -> String {
         "program": program,
     });
     serde_json::to_string_pretty(&value).expect("JSON values serialize") + "\n"
+}
+
+/// The policy as an OCI runtime spec `linux.seccomp` object, for runc/crun, over the
+/// filter's ABIs that have an `oci_arch`. A runtime compiles it with libseccomp itself, so
+/// this is the policy by name, not our program: libseccomp resolves each name per
+/// architecture and skips names an architecture lacks. Returns the JSON and the ABIs left
+/// out (no `oci_arch`). Errors when the policy cannot be said in OCI terms: rules whose
+/// order matters (one syscall, different actions), a masked `ne`, or an action OCI lacks.
+pub fn oci(f: &Filter) -> Result<(String, Vec<String>), Errors> {
+    let mut errors = Errors::default();
+    let file = f.policy.file.as_path();
+    let (abis, skipped): (Vec<_>, Vec<_>) = f.tables.abis.iter().partition(|a| a.oci_arch.is_some());
+    let known = |name: &str| abis.iter().any(|a| a.syscalls.contains_key(name));
+    let mut syscalls = Vec::new();
+    for (i, rule) in f.policy.rules.iter().enumerate() {
+        let at = |m: String| Diagnostic::at(file, rule.line, m);
+        for earlier in &f.policy.rules[..i] {
+            if earlier.action != rule.action {
+                if let Some(n) = rule.syscalls.iter().find(|n| earlier.syscalls.contains(n)) {
+                    errors.push(at(format!("`{n}` has rules with different actions: their order matters, and OCI rules have none")));
+                }
+            }
+        }
+        let (action, errno) = match rule.action {
+            Action::Allow => ("SCMP_ACT_ALLOW", None),
+            Action::Errno(e) => ("SCMP_ACT_ERRNO", Some(e)),
+            Action::KillProcess => ("SCMP_ACT_KILL_PROCESS", None),
+            Action::KillThread => ("SCMP_ACT_KILL_THREAD", None),
+            Action::Trap => ("SCMP_ACT_TRAP", None),
+            Action::Log => ("SCMP_ACT_LOG", None),
+            Action::Trace(_) => {
+                errors.push(at("a trace action has no OCI form (its message value cannot be given)".to_string()));
+                continue;
+            }
+        };
+        let names: Vec<&str> = rule.syscalls.iter().map(String::as_str).filter(|n| known(n)).collect();
+        if names.is_empty() {
+            continue;
+        }
+        let alternatives: Vec<&[crate::policy::Atom]> =
+            if rule.when_any.is_empty() { vec![&[]] } else { rule.when_any.iter().map(Vec::as_slice).collect() };
+        for all in alternatives {
+            let mut args = Vec::new();
+            for a in all {
+                match a.cmp {
+                    // libseccomp: (arg & value) == valueTwo, over 64 bits; the mask clears the high half.
+                    Cmp::Eq => args.push(json!({"index": a.arg, "value": a.mask, "valueTwo": a.value, "op": "SCMP_CMP_MASKED_EQ"})),
+                    // libseccomp's NE compares all 64 bits, where the kernel keeps the low 32.
+                    Cmp::Ne if a.mask == u32::MAX => args.push(json!({"index": a.arg, "value": a.value, "op": "SCMP_CMP_NE"})),
+                    Cmp::Ne => errors.push(at(format!("arg {}: a masked `ne` has no OCI form (libseccomp's NE takes no mask)", a.arg))),
+                }
+            }
+            let mut entry = json!({"names": names, "action": action});
+            if let Some(e) = errno {
+                entry["errnoRet"] = json!(e);
+            }
+            if !args.is_empty() {
+                entry["args"] = json!(args);
+            }
+            syscalls.push(entry);
+        }
+    }
+    let default = match f.policy.default {
+        Action::Allow => "SCMP_ACT_ALLOW",
+        Action::Errno(_) => "SCMP_ACT_ERRNO",
+        Action::KillProcess => "SCMP_ACT_KILL_PROCESS",
+        Action::KillThread => "SCMP_ACT_KILL_THREAD",
+        Action::Trap => "SCMP_ACT_TRAP",
+        Action::Log => "SCMP_ACT_LOG",
+        Action::Trace(_) => {
+            errors.push(Diagnostic::at(file, None, "a trace default action has no OCI form"));
+            "SCMP_ACT_TRACE"
+        }
+    };
+    let mut value = json!({
+        "defaultAction": default,
+        "architectures": abis.iter().filter_map(|a| a.oci_arch.as_deref()).collect::<Vec<_>>(),
+        "syscalls": syscalls,
+    });
+    if let Action::Errno(e) = f.policy.default {
+        value["defaultErrnoRet"] = json!(e);
+    }
+    let skipped = skipped.iter().map(|a| a.name.clone()).collect();
+    errors.into_result((serde_json::to_string_pretty(&value).expect("JSON values serialize") + "\n", skipped))
 }

@@ -103,6 +103,8 @@ pub(crate) struct AbiFile {
     audit_le_bit: bool,
     #[serde(default, deserialize_with = "scalars")]
     rust_arches: Vec<String>,
+    #[serde(default)]
+    oci_arch: Option<String>,
     nr_base: u32,
     nr_limit: u32,
     import: ImportRecipe,
@@ -135,6 +137,9 @@ pub struct Abi {
     /// (an `x86` binary on an x86_64 kernel sees x86_64 and x32 children too); empty when
     /// Rust has no such target. `root_emulation!()` in a binary covers exactly these ABIs.
     pub rust_arches: Vec<String>,
+    /// The architecture's name in an OCI runtime spec's `linux.seccomp.architectures`
+    /// (libseccomp's, e.g. `SCMP_ARCH_X86_64`); `None` when the spec has none.
+    pub oci_arch: Option<String>,
     /// Added to each table number to get what seccomp sees.
     pub nr_base: u32,
     /// Every table number is below this.
@@ -353,6 +358,12 @@ fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> A
             errors.push(Diagnostic::at(path, at("rust_arches"), format!("ABI `{}`: rust_arches lists `{arch}` twice", f.abi)));
         }
     }
+    if let Some(oci) = &f.oci_arch {
+        let ok = oci.strip_prefix("SCMP_ARCH_").is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));
+        if !ok {
+            errors.push(Diagnostic::at(path, at("oci_arch"), format!("ABI `{}`: oci_arch `{oci}` is not of the form SCMP_ARCH_<NAME>", f.abi)));
+        }
+    }
     if u64::from(f.nr_base) + u64::from(f.nr_limit) > 1 << 31 {
         errors.push(Diagnostic::at(path, at("nr_limit"), format!("ABI `{}`: nr_base + nr_limit exceeds 2^31", f.abi)));
     }
@@ -406,6 +417,7 @@ fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> A
         convention: f.convention,
         audit_le_bit: f.audit_le_bit,
         rust_arches: f.rust_arches,
+        oci_arch: f.oci_arch,
         nr_base: f.nr_base,
         nr_limit: f.nr_limit,
         import: f.import,
@@ -421,6 +433,13 @@ fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> A
 fn check_across(abis: &[Abi], errors: &mut Errors) {
     for (i, a) in abis.iter().enumerate() {
         for b in &abis[i + 1..] {
+            if a.oci_arch.is_some() && a.oci_arch == b.oci_arch {
+                errors.push(Diagnostic::at(
+                    &b.file,
+                    Some(b.lines.key_line("oci_arch")),
+                    format!("ABI `{}`: oci_arch {} is also the one of `{}`", b.name, b.oci_arch.as_deref().unwrap_or_default(), a.name),
+                ));
+            }
             if a.name == b.name {
                 errors.push(Diagnostic::at(
                     &b.file,

@@ -98,3 +98,24 @@ impl Ledger {
 pub fn ledger_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target")).join("oracle-ledger")
 }
+
+/// The unprivileged user tests switch to (`setpriv --reuid`), created if missing; its
+/// `(uid, gid)`. `None` (a skip) when not root; under CI that is a failure.
+pub fn test_user() -> Option<(u32, u32)> {
+    const USER: &str = "rootemu-test";
+    // SAFETY: getter.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(!in_ci(), "CI=true: this test must run as root (it switches to {USER})");
+        eprintln!("SKIPPED: needs root to switch to {USER}");
+        return None;
+    }
+    if Command::new("id").arg(USER).output().map(|o| !o.status.success()).unwrap_or(true) {
+        let st = Command::new("useradd").args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER]).status();
+        assert!(st.is_ok_and(|s| s.success()), "useradd {USER} failed");
+    }
+    let id = |flag: &str| -> u32 {
+        let o = Command::new("id").args([flag, USER]).output().expect("id");
+        String::from_utf8_lossy(&o.stdout).trim().parse().expect("a numeric id")
+    };
+    Some((id("-u"), id("-g")))
+}

@@ -35,7 +35,7 @@ pub(crate) enum FilterCmd {
         #[command(flatten)]
         inputs: FilterInputs,
     },
-    /// Write the program as raw bytes, a C header or JSON.
+    /// Write the program as raw bytes, a C header or JSON, or the policy as OCI seccomp JSON.
     Export {
         #[command(flatten)]
         inputs: FilterInputs,
@@ -60,6 +60,9 @@ pub(crate) enum Format {
     C,
     /// ABIs, tables and program for tooling.
     Json,
+    /// An OCI runtime spec `linux.seccomp` object (runc, crun): the policy by name, for
+    /// the ABIs that have an `oci_arch` (all of them, when --abi is given).
+    Oci,
 }
 
 /// Byte order of raw output.
@@ -99,6 +102,16 @@ pub(crate) fn main(cmd: FilterCmd) -> Result<u8, String> {
                 ),
                 Format::C => export::c_header(&f).into_bytes(),
                 Format::Json => export::json(&f).into_bytes(),
+                Format::Oci => {
+                    let (text, skipped) = export::oci(&f).map_err(|e| e.to_string())?;
+                    if !skipped.is_empty() {
+                        if inputs.abis_given() {
+                            return Err(format!("no OCI architecture (oci_arch) for ABI {}: OCI cannot name it", skipped.join(", ")));
+                        }
+                        eprintln!("rootemu: note: OCI has no architecture for {}: left out", skipped.join(", "));
+                    }
+                    text.into_bytes()
+                }
             };
             match output {
                 Some(path) => std::fs::write(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?,

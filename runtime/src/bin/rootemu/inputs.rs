@@ -6,8 +6,8 @@ use rootemu_codegen::{Filter, Inputs};
 use std::path::{Path, PathBuf};
 
 /// The bundled `(file name, text)` pairs; the policy is `policy/root-emulation.yaml`.
-const BUNDLED: &[(&str, &str)] = rootemu::bundled_sources!();
-const BUNDLED_POLICY: &str = "policy/root-emulation.yaml";
+pub(crate) const BUNDLED: &[(&str, &str)] = rootemu::bundled_sources!();
+pub(crate) const BUNDLED_POLICY: &str = "policy/root-emulation.yaml";
 
 /// `--tables`, `--policy`, `--abi`.
 #[derive(Args, Clone, Debug)]
@@ -28,6 +28,11 @@ impl FilterInputs {
     pub(crate) fn with_abis(mut self, abis: Vec<String>) -> Self {
         self.abis = abis;
         self
+    }
+
+    /// Whether ABIs were chosen with --abi.
+    pub(crate) fn abis_given(&self) -> bool {
+        !self.abis.is_empty()
     }
 
     /// Builds and proves the filter, or returns every error as text.
