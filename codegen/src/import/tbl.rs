@@ -149,7 +149,8 @@ mod tests {
     #[test]
     fn a_placeholder_name_with_a_real_entry_point_is_a_syscall() {
         // mips o32: the kernel wires these two "unused" rows to working calls.
-        let text = "59\to32\tunused59\t\t\tsys_olduname\n60\to32\tumask\t\t\tsys_umask\n108\to32\tunused108\n109\to32\tunused109\t\t\tsys_uname\n";
+        let text =
+            "59\to32\tunused59\t\t\tsys_olduname\n60\to32\tumask\t\t\tsys_umask\n108\to32\tunused108\n109\to32\tunused109\t\t\tsys_uname\n";
         let a = import(text, &["o32"]).unwrap();
         assert_eq!(a.syscalls.keys().collect::<Vec<_>>(), ["umask", "unused109", "unused59"]);
         assert!(a.unimplemented.is_empty());
