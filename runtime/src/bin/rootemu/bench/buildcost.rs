@@ -3,7 +3,7 @@
 
 use super::report::{Json, Section, Table, mm};
 use super::{Plan, Stat, cache_dir};
-use rootemu_codegen::{compile, proof, verifier};
+use rootemu_codegen::{Filter, Inputs, compile, proof, verifier};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -40,17 +40,25 @@ fn in_process(rounds: usize) -> Result<(Samples, usize, usize), String> {
     }
     let parse: Vec<f64> = (0..rounds).map(|i| (total[i] - stages[0][i] - stages[1][i] - stages[2][i]).max(0.0)).collect();
     let [c, v, p] = stages;
-    Ok((
-        vec![
-            ("Filter::build, all stages (bundled tables)", total),
-            ("  parse tables + policy (remainder)", parse),
-            ("  compile", c),
-            ("  verify", v),
-            ("  prove (multi-threaded)", p),
-        ],
-        insns,
-        abis,
-    ))
+    let mut samples = vec![
+        ("Filter::build, all stages (bundled tables)", total),
+        ("  parse tables + policy (remainder)", parse),
+        ("  compile", c),
+        ("  verify", v),
+        ("  prove (multi-threaded)", p),
+    ];
+    // root_emulation!() builds one program per group of Rust target_arch, plus the all-ABI one.
+    if let Some(ws) = workspace() {
+        let (tables, policy) = (ws.join("tables"), ws.join("tables/policy/root-emulation.yaml"));
+        let mut per = Vec::new();
+        for _ in 0..rounds {
+            let t = Instant::now();
+            Filter::build_per_target(&Inputs { tables: &tables, policy: &policy, abis: &[] }).map_err(|e| e.to_string())?;
+            per.push(ms(t));
+        }
+        samples.push(("root_emulation!(): Filter::build_per_target (every target's program + all ABIs)", per));
+    }
+    Ok((samples, insns, abis))
 }
 
 /// The workspace this binary was built from, if its sources are still there.
