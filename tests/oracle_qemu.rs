@@ -1,0 +1,497 @@
+//! Oracle 3, qemu-user: for every ABI that qemu-user 7.2 runs and a Debian cross gcc builds
+//! for (tests/matrix/qemu-user.tsv), tests/programs/strace_probe.c issues every number of the
+//! table (`nr_base + n`, in order) under `qemu-<arch> -strace`, and the name qemu prints for
+//! each number must be the table's. qemu's names come from its own per-target syscall
+//! headers, maintained apart from the kernel's `.tbl` files and from our importer. The numbers
+//! below the table's highest that the table lacks are issued too: qemu must have no name
+//! there either (both ways, like the header oracle).
+//!
+//! A cell is agreed; explained (qemu 7.2 has no name: it prints `Unknown syscall N`, or no
+//! line at all when the number never reaches its syscall layer; or a spelling alias listed
+//! below); not issued (listed below with the reason: not checked); or a disagreement, which
+//! fails the test. A cell that ends the probe anyway (exit, a signal) is still checked: qemu
+//! prints the call before running it, and the probe restarts after it.
+
+use rootemu_codegen::{Abi, Tables};
+use rootemu_tests::{Ledger, Verdict, need, need_path, tables_dir, workspace};
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Calls never issued, whatever their number: (name, why). Reported, not checked.
+const NOT_ISSUED: &[(&str, &str)] = &[
+    ("fork", "would duplicate the probe"),
+    ("vfork", "would duplicate the probe"),
+    ("clone", "would duplicate the probe (flags -1 ask for every kind of sharing)"),
+    ("rt_sigreturn", "restores registers from a signal frame that does not exist"),
+    ("sigreturn", "restores registers from a signal frame that does not exist"),
+    ("pause", "blocks until a signal"),
+    ("sigsuspend", "blocks until a signal (mask -1 blocks them all)"),
+];
+
+/// Calls issued with other arguments than six -1 (the probe's `NR:A,...`): (name, arguments, why).
+const ARGUMENTS: &[(&str, &str, &str)] = &[
+    ("execve", "buf,buf,buf", "qemu prints no name for an execve whose path it cannot read; an empty path fails (ENOENT)"),
+    ("msgget", "-1,0", "flags -1 hold IPC_CREAT: it would create a message queue with key -1"),
+    ("shmget", "-1,-1,0", "flags -1 hold IPC_CREAT, and a 32-bit size -1 is a valid size"),
+    ("set_tls", "tp", "arm: sets the TLS pointer; passing the current one keeps errno working"),
+    ("set_thread_area", "tp", "mips, m68k: sets the TLS pointer (on x86 it takes a pointer: tp is -1 there)"),
+    ("atomic_cmpxchg_32", "-1,-1,-1,-1,-1,buf", "m68k: qemu raises SIGSEGV when the 6th argument (the address) is invalid"),
+];
+
+/// Names qemu 7.2's strace table spells differently for the same entry point:
+/// (ABI, table name, qemu's name, why).
+const ALIASES: &[(&str, &str, &str, &str)] = &[
+    ("mips", "fadvise64", "fadvise64_64", "o32 254 is sys_mips_fadvise64_64, which qemu names by its 64-bit form"),
+    ("mipsel", "fadvise64", "fadvise64_64", "o32 254 is sys_mips_fadvise64_64, which qemu names by its 64-bit form"),
+];
+
+/// Names qemu prints for numbers our table lacks (besides `unused*`/`reserved*`
+/// placeholders, which the importer drops): (ABI, qemu's names, why).
+const NAMED_GAPS: &[(&str, &[&str], &str)] = &[
+    (
+        "arm",
+        &["time", "umount", "stime", "alarm", "utime", "getrlimit", "select", "readdir", "mmap", "syscall", "socketcall", "ipc"],
+        "OABI-only row of arch/arm/tools/syscall.tbl: our arm table is EABI, qemu-arm runs OABI binaries too",
+    ),
+    (
+        "riscv32",
+        &["fstatat64", "fstat64", "getrlimit", "setrlimit"],
+        "qemu's riscv32 table has it, the kernel never wired it on rv32 (tags stat64/rlimit: not in riscv's syscall_abis_32)",
+    ),
+];
+
+/// ABIs of our tables that qemu-user 7.2 cannot check on Debian bookworm, and why.
+const NOT_COVERED: &[(&str, &str)] = &[
+    ("x32", "qemu has no x32 user mode"),
+    ("s390", "qemu has no 31-bit s390 user mode"),
+    ("parisc64", "qemu has no 64-bit hppa user mode"),
+    ("sheb", "qemu-sh4eb exists, but Debian's sh4 binutils link little-endian only"),
+    ("loongarch64", "qemu-loongarch64 exists, but bookworm has no loongarch64 gcc"),
+    ("microblaze", "qemu-microblaze exists, but Debian has no microblaze Linux gcc"),
+    ("nios2", "qemu-nios2 exists, but Debian has no nios2 Linux gcc"),
+    ("xtensa", "qemu-xtensa exists, but Debian has no xtensa Linux gcc (only gcc-xtensa-lx106, ESP8266)"),
+    ("hexagon", "qemu-hexagon exists, but Debian has no hexagon gcc"),
+    ("arc", "qemu has no arc user mode"),
+    ("arcbe", "qemu has no arc user mode"),
+    ("arcompact", "qemu has no arc user mode"),
+    ("arcompactbe", "qemu has no arc user mode"),
+    ("csky", "qemu has no csky user mode"),
+];
+
+/// Wall-clock limit of one probe run (normally well under a second); a cell that blocks
+/// is killed at this limit, checked and reported, and the probe restarts after it.
+const RUN_LIMIT_SECS: &str = "120";
+
+/// The probe's stderr marker before each cell (then `I NR`) and at the end (then `end`).
+const MARK: &str = "@@strace-probe ";
+
+/// One row of tests/matrix/qemu-user.tsv: how to build and run the probe for an ABI.
+struct Target {
+    abi: String,
+    qemu: String,
+    cc: String,
+    cflags: Vec<String>,
+    qemu_args: Vec<String>,
+}
+
+/// The rows of tests/matrix/qemu-user.tsv, in file order.
+fn targets() -> Vec<Target> {
+    let path = workspace().join("tests/matrix/qemu-user.tsv");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let words = |s: &str| if s == "-" { Vec::new() } else { s.split('+').map(String::from).collect() };
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert_eq!(f.len(), 5, "{}: not 5 tab-separated fields: {l:?}", path.display());
+            Target { abi: f[0].into(), qemu: f[1].into(), cc: f[2].into(), cflags: words(f[3]), qemu_args: words(f[4]) }
+        })
+        .collect()
+}
+
+/// Whether the tools for `t` are installed (under CI=true a missing one panics).
+fn available(t: &Target) -> bool {
+    let qemu = need(&t.qemu, "qemu-user runs the strace probe");
+    let cc = need(&t.cc, "the cross gcc builds the strace probe");
+    let sysroot = t.qemu_args.windows(2).filter(|w| w[0] == "-L").all(|w| need_path(Path::new(&w[1]), "the probe's dynamic libc"));
+    qemu && cc && sysroot
+}
+
+/// `$CARGO_TARGET_DIR`, or the workspace's `target`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"))
+}
+
+/// The probe built for `t`, cached under `<target>/strace-probe` by a hash of the source,
+/// the compiler and its flags.
+fn build(t: &Target) -> PathBuf {
+    let src = workspace().join("tests/programs/strace_probe.c");
+    let text = std::fs::read(&src).expect("read tests/programs/strace_probe.c");
+    let mut h = DefaultHasher::new();
+    (&text, &t.cc, &t.cflags).hash(&mut h);
+    let dir = target_dir().join("strace-probe");
+    std::fs::create_dir_all(&dir).expect("create the probe cache directory");
+    let bin = dir.join(format!("{}-{:016x}", t.abi, h.finish()));
+    if !bin.exists() {
+        let tmp = dir.join(format!("{}.{}.{:?}.tmp", t.abi, std::process::id(), std::thread::current().id()));
+        let out = Command::new(&t.cc).arg("-O2").args(&t.cflags).arg("-o").arg(&tmp).arg(&src).output().expect("run the cross gcc");
+        assert!(out.status.success(), "{} -O2 {:?}: {}", t.cc, t.cflags, String::from_utf8_lossy(&out.stderr));
+        std::fs::rename(&tmp, &bin).expect("move the built probe into the cache");
+    }
+    bin
+}
+
+/// What qemu's `-strace` printed for one issued number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Seen {
+    /// `PID name(args) = ret`.
+    Name(String),
+    /// `PID Unknown syscall N`: qemu's strace table has no entry for the number.
+    Unknown,
+    /// No line: qemu handled or refused the number before its syscall layer.
+    Nothing,
+}
+
+/// The first strace line of one cell's output.
+fn first_seen(body: &str) -> Seen {
+    for line in body.lines() {
+        let Some((pid, rest)) = line.split_once(' ') else { continue };
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue; // " = ret" of the marker's write, "--- SIGSEGV ...", "qemu: ..."
+        }
+        if rest.starts_with("Unknown syscall ") {
+            return Seen::Unknown;
+        }
+        if let Some((name, _)) = rest.split_once('(') {
+            if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Seen::Name(name.to_string());
+            }
+        }
+    }
+    Seen::Nothing
+}
+
+/// Splits a probe run's stderr at the markers: what qemu printed for each cell, in order,
+/// and whether the end marker came (if not, the last cell ended the run).
+fn parse(stderr: &str) -> (Vec<Seen>, bool) {
+    let parts: Vec<&str> = stderr.split(MARK).skip(1).collect();
+    let mut seen = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        let (head, body) = part.split_once('\n').unwrap_or((part, ""));
+        if head == "end" {
+            return (seen, true);
+        }
+        assert_eq!(head.split(' ').next(), Some(seen.len().to_string().as_str()), "probe marker out of order: {head:?}");
+        // The next marker's `PID write(2,...)` ends this part, without a newline.
+        let body = if i + 1 < parts.len() { body.rsplit_once('\n').map_or("", |(b, _)| b) } else { body };
+        seen.push(first_seen(body));
+    }
+    (seen, false)
+}
+
+/// One number the probe issues: the table's name for it (`None`: a number the table lacks)
+/// and the probe's argument (`NR` or `NR:A,...`).
+struct Issue {
+    nr: u64,
+    name: Option<String>,
+    arg: String,
+}
+
+/// Issues every number under `qemu -strace`, restarting after a cell that ends a run:
+/// (what qemu printed per issue, the cells that ended a run, the number of runs).
+fn issue_all(t: &Target, probe: &Path, issues: &[Issue]) -> (Vec<Seen>, Vec<String>, usize) {
+    let (mut seen, mut ended, mut runs) = (Vec::new(), Vec::new(), 0);
+    while seen.len() < issues.len() {
+        runs += 1;
+        let todo = &issues[seen.len()..];
+        let out = Command::new("timeout")
+            .args(["-s", "KILL", RUN_LIMIT_SECS, &t.qemu])
+            .args(&t.qemu_args)
+            .arg("-strace")
+            .arg(probe)
+            .args(todo.iter().map(|i| &i.arg))
+            .current_dir(probe.parent().expect("probe directory"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .output()
+            .expect("run timeout(1) and qemu");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (got, complete) = parse(&stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+        if complete {
+            assert_eq!(got.len(), todo.len(), "{}: the probe ended after {} of {} cells", t.abi, got.len(), todo.len());
+        } else {
+            assert!(!got.is_empty(), "{}: no probe marker ({}); last lines: {tail:?}", t.abi, out.status);
+            let last = &todo[got.len() - 1];
+            let why = tail.first().map_or("", |l| l.trim());
+            ended.push(format!("{} {} ({}: {why})", last.nr, last.name.as_deref().unwrap_or("-"), out.status));
+        }
+        seen.extend(got);
+    }
+    (seen, ended, runs)
+}
+
+/// One ABI's outcome.
+#[derive(Default)]
+struct Report {
+    cells: usize,
+    agreed: usize,
+    no_name: usize,
+    no_line: Vec<String>,
+    aliases: Vec<String>,
+    not_issued: Vec<String>,
+    disagreements: Vec<String>,
+    gaps: usize,
+    named_gaps: Vec<String>,
+    ended: Vec<String>,
+    runs: usize,
+    secs: f64,
+    /// (name, number, verdict) of every issued cell.
+    verdicts: Vec<(String, u64, Verdict)>,
+}
+
+/// The verdict on the table cell `abi`/`name` = `nr` from what qemu printed.
+fn cell_verdict(abi: &str, name: &str, nr: u64, seen: &Seen) -> Verdict {
+    match seen {
+        Seen::Name(q) if q == name => Verdict::Agree,
+        Seen::Name(q) => match ALIASES.iter().find(|(a, n, qn, _)| *a == abi && *n == name && qn == q) {
+            Some((.., why)) => Verdict::Explained(format!("qemu names it {q}: {why}")),
+            None => Verdict::Disagree(format!("{abi} {name}: table {nr}, qemu prints {q}")),
+        },
+        Seen::Unknown => Verdict::Explained(format!("qemu 7.2 has no name (Unknown syscall {nr})")),
+        Seen::Nothing => Verdict::Explained("qemu 7.2 has no name (no strace line: the number never reaches its syscall layer)".into()),
+    }
+}
+
+/// qemu's name for a number `nr` the table lacks: `None` if it has none, `Ok(name)` if the
+/// name is explained (a placeholder, or listed in [`NAMED_GAPS`]), else the disagreement.
+fn gap_verdict<'a>(abi: &str, nr: u64, seen: &'a Seen) -> Option<Result<&'a str, String>> {
+    let Seen::Name(q) = seen else { return None };
+    let placeholder = q.starts_with("unused") || q.starts_with("reserved");
+    if placeholder || NAMED_GAPS.iter().any(|(a, names, _)| *a == abi && names.contains(&q.as_str())) {
+        Some(Ok(q))
+    } else {
+        Some(Err(format!("{abi} {nr}: qemu prints {q}, the table has no {nr}")))
+    }
+}
+
+/// Issues every cell of `abi` (and the numbers it lacks below its highest) with the probe.
+fn check(abi: &Abi, t: &Target, probe: &Path) -> Report {
+    let mut r = Report::default();
+    let mut cells: Vec<(u32, &String)> = abi.syscalls.iter().map(|(name, n)| (*n, name)).collect();
+    cells.sort();
+    let mut issues = Vec::new();
+    for (n, name) in cells {
+        r.cells += 1;
+        if NOT_ISSUED.iter().any(|(s, _)| s == name) {
+            r.not_issued.push(name.clone());
+            continue;
+        }
+        let nr = u64::from(abi.nr_base + n);
+        let arg = ARGUMENTS.iter().find(|(s, ..)| s == name).map_or(nr.to_string(), |(_, a, _)| format!("{nr}:{a}"));
+        issues.push(Issue { nr, name: Some(name.clone()), arg });
+    }
+    // Regular numbers are below 1024 everywhere; arm's private calls (0x0f0000+) are cells,
+    // but the range up to them is not probed.
+    let taken: BTreeSet<u32> = abi.syscalls.values().copied().collect();
+    let top = taken.iter().copied().filter(|n| *n < 1024).max().unwrap_or(0);
+    for n in (0..top).filter(|n| !taken.contains(n)) {
+        let nr = u64::from(abi.nr_base + n);
+        issues.push(Issue { nr, name: None, arg: nr.to_string() });
+        r.gaps += 1;
+    }
+    let (seen, ended, runs) = issue_all(t, probe, &issues);
+    (r.ended, r.runs) = (ended, runs);
+    for (issue, seen) in issues.iter().zip(&seen) {
+        let Some(name) = &issue.name else {
+            match gap_verdict(&abi.name, issue.nr, seen) {
+                Some(Ok(q)) => r.named_gaps.push(format!("{} {q}", issue.nr)),
+                Some(Err(why)) => r.disagreements.push(why),
+                None => {}
+            }
+            continue;
+        };
+        let v = cell_verdict(&abi.name, name, issue.nr, seen);
+        match &v {
+            Verdict::Agree => r.agreed += 1,
+            Verdict::Explained(why) if why.starts_with("qemu names it") => r.aliases.push(format!("{name}: {why}")),
+            Verdict::Explained(_) => {
+                r.no_name += 1;
+                if *seen == Seen::Nothing {
+                    r.no_line.push(name.clone());
+                }
+            }
+            Verdict::Disagree(why) => r.disagreements.push(why.clone()),
+        }
+        r.verdicts.push((name.clone(), issue.nr, v));
+    }
+    r
+}
+
+/// Runs the oracle on the ABIs of `tables` that have a row in qemu-user.tsv and whose tools
+/// are installed, `only` these if given: (markdown report, disagreements, ledger).
+fn run(tables: &Tables, only: Option<&[&str]>) -> (String, Vec<String>, Ledger) {
+    let t0 = Instant::now();
+    let todo: Vec<(Target, &Abi)> = targets()
+        .into_iter()
+        .filter(|t| only.is_none_or(|o| o.contains(&t.abi.as_str())))
+        .filter_map(|t| tables.get(&t.abi).map(|a| (t, a)))
+        .filter(|(t, _)| available(t))
+        .collect();
+    let next = Mutex::new(0usize);
+    let done = Mutex::new(BTreeMap::new());
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(todo.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = {
+                        let mut n = next.lock().unwrap();
+                        *n += 1;
+                        *n - 1
+                    };
+                    let Some((t, abi)) = todo.get(i) else { break };
+                    let start = Instant::now();
+                    let mut r = check(abi, t, &build(t));
+                    r.secs = start.elapsed().as_secs_f64();
+                    done.lock().unwrap().insert(i, r);
+                }
+            });
+        }
+    });
+    let done = done.into_inner().unwrap();
+    let mut out = String::from(
+        "## Oracle 3: qemu-user 7.2 `-strace` names\n\n\
+         | ABI | qemu | cells | agree | qemu has no name | aliases | not issued | disagree | gaps probed | gaps qemu names (explained) | runs | time |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let (mut details, mut bad, mut ledger) = (String::new(), Vec::new(), Ledger::new("qemu"));
+    let mut sum = [0usize; 6];
+    for (i, r) in &done {
+        let (t, abi) = &todo[*i];
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s |\n",
+            t.abi,
+            t.qemu,
+            r.cells,
+            r.agreed,
+            r.no_name,
+            r.aliases.len(),
+            r.not_issued.len(),
+            r.disagreements.len(),
+            r.gaps,
+            r.named_gaps.len(),
+            r.runs,
+            r.secs
+        ));
+        for (k, v) in [r.cells, r.agreed, r.no_name, r.aliases.len(), r.not_issued.len(), r.disagreements.len()].into_iter().enumerate() {
+            sum[k] += v;
+        }
+        for (label, list) in [
+            ("not issued", &r.not_issued),
+            ("no strace line (qemu has no name)", &r.no_line),
+            ("aliases", &r.aliases),
+            ("ended a probe run (checked; the probe restarted after it)", &r.ended),
+            ("numbers the table lacks that qemu names", &r.named_gaps),
+        ] {
+            if !list.is_empty() {
+                details.push_str(&format!("- {} {label}: {}\n", t.abi, list.join(", ")));
+            }
+        }
+        for (name, nr, v) in &r.verdicts {
+            ledger.record(&abi.name, name, *nr, v.clone());
+        }
+        bad.extend(r.disagreements.iter().cloned());
+    }
+    out.push_str(&format!(
+        "\n{} ABIs, {} cells: {} agree, {} qemu has no name, {} aliases, {} not issued, {} disagree (in {:.1?})\n\n",
+        done.len(),
+        sum[0],
+        sum[1],
+        sum[2],
+        sum[3],
+        sum[4],
+        sum[5],
+        t0.elapsed()
+    ));
+    out.push_str(&details);
+    out.push_str("\nWhy not issued:\n");
+    for (name, why) in NOT_ISSUED {
+        out.push_str(&format!("- {name}: {why}\n"));
+    }
+    out.push_str("\nWhy qemu names numbers the tables lack:\n- unused*, reserved*: placeholder rows, dropped by the importer\n");
+    for (abi, names, why) in NAMED_GAPS {
+        out.push_str(&format!("- {abi} {}: {why}\n", names.join(", ")));
+    }
+    out.push_str("\nNot covered by qemu-user here:\n");
+    for (abi, why) in NOT_COVERED {
+        out.push_str(&format!("- {abi}: {why}\n"));
+    }
+    (out, bad, ledger)
+}
+
+#[test]
+fn qemu_names_every_cell_as_the_table_does() {
+    let tables = Tables::load_dir(&tables_dir()).unwrap();
+    let (report, bad, ledger) = run(&tables, None);
+    eprintln!("{report}");
+    ledger.write();
+    let _ = std::fs::write(target_dir().join("oracle-qemu-report.md"), &report);
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+#[test]
+fn every_table_abi_is_covered_or_explained() {
+    let tables = Tables::load_dir(&tables_dir()).unwrap();
+    let covered: Vec<String> = targets().into_iter().map(|t| t.abi).collect();
+    for abi in &tables.abis {
+        let listed = NOT_COVERED.iter().any(|(a, _)| *a == abi.name);
+        assert!(covered.contains(&abi.name) != listed, "{}: in qemu-user.tsv xor NOT_COVERED", abi.name);
+    }
+    for name in covered.iter().map(String::as_str).chain(NOT_COVERED.iter().map(|(a, _)| *a)) {
+        assert!(tables.get(name).is_some(), "{name}: listed, but no such table");
+    }
+}
+
+#[test]
+fn a_wrong_cell_is_caught() {
+    let Some(t) = targets().into_iter().find(|t| t.abi == "x86_64") else { panic!("qemu-user.tsv has no x86_64 row") };
+    if !available(&t) {
+        return;
+    }
+    // chown and fchown swapped; lchown moved to a free number, so its own number is a gap.
+    let edits =
+        [("\n  chown: 92\n", "\n  chown: 93\n"), ("\n  fchown: 93\n", "\n  fchown: 92\n"), ("\n  lchown: 94\n", "\n  lchown: 500\n")];
+    let dir = std::env::temp_dir().join(format!("rootemu-oracle-qemu-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(tables_dir()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "yaml") {
+            let file = p.file_name().unwrap().to_owned();
+            let mut text = std::fs::read_to_string(&p).unwrap();
+            if file == "x86_64.yaml" {
+                for (from, to) in edits {
+                    assert!(text.contains(from), "x86_64.yaml has no {from:?}");
+                    text = text.replacen(from, to, 1);
+                }
+            }
+            std::fs::write(dir.join(file), text).unwrap();
+        }
+    }
+    let broken = Tables::load_dir(&dir).unwrap();
+    let (_, bad, _) = run(&broken, Some(&["x86_64"]));
+    let _ = std::fs::remove_dir_all(dir);
+    assert_eq!(
+        bad,
+        [
+            "x86_64 fchown: table 92, qemu prints chown",
+            "x86_64 chown: table 93, qemu prints fchown",
+            "x86_64 94: qemu prints lchown, the table has no 94",
+        ]
+    );
+}
