@@ -123,7 +123,11 @@ fn export_says_the_policy_by_name_per_rule() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&o.stderr), "rootemu: no OCI architecture (oci_arch) for ABI alpha: OCI cannot name it\n");
     let o = rootemu(&["filter", "export", "--format", "oci"]);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("OCI has no architecture for alpha, arc,"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("OCI has no architecture for alpha, arc,"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
@@ -136,7 +140,18 @@ fn a_policy_whose_rule_order_matters_is_refused() {
     )
     .unwrap();
     let tables = rootemu_tests::tables_dir();
-    let o = rootemu(&["filter", "export", "--format", "oci", "--abi", "x86_64", "--tables", tables.to_str().unwrap(), "--policy", policy.to_str().unwrap()]);
+    let o = rootemu(&[
+        "filter",
+        "export",
+        "--format",
+        "oci",
+        "--abi",
+        "x86_64",
+        "--tables",
+        tables.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("p.yaml:8: `chown` has rules with different actions"), "{err}");
@@ -174,7 +189,9 @@ fn runc(seccomp: Option<&Value>, script: &str, ids: (u32, u32), name: &str) -> (
 #[test]
 fn rootless_runc_runs_a_container_under_the_export() {
     let Some(ids) = test_user() else { return };
-    if !need("runc", "runs the exported profile") || !need("setpriv", "drops to the test user") || !need_path(Path::new("/bin/busybox"), "the container's tools (busybox-static)")
+    if !need("runc", "runs the exported profile")
+        || !need("setpriv", "drops to the test user")
+        || !need_path(Path::new("/bin/busybox"), "the container's tools (busybox-static)")
     {
         return;
     }

@@ -3,7 +3,7 @@
 //! headers are not read by our importer: a wrong cell in a table disagrees here.
 
 use rootemu_codegen::Tables;
-use rootemu_tests::{in_ci, tables_dir, workspace};
+use rootemu_tests::{Ledger, Verdict, in_ci, tables_dir, workspace};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -125,12 +125,15 @@ fn eval(name: &str, defs: &BTreeMap<String, String>, depth: u32) -> Option<u64> 
     u64::try_from(total).ok()
 }
 
+#[derive(Default)]
 struct Report {
     compared: usize,
     disagreements: Vec<String>,
     only_in_table: Vec<String>,
     /// Names the 6.1 headers define and the table does not, with the reason.
     only_in_headers: Vec<String>,
+    /// Every table cell: (name, seccomp number, verdict).
+    cells: Vec<(String, u64, Verdict)>,
 }
 
 /// Why a `__NR_*` of the 6.1 headers is not a name of our 6.12 table. `None` fails the test:
@@ -151,23 +154,31 @@ fn header_only_reason(abi: &str, name: &str, alias_of: Option<&str>, table: &BTr
 fn check(tables: &Tables, abi: &str, h: &Headers) -> Report {
     let headers = &h.nr;
     let a = tables.get(abi).unwrap_or_else(|| panic!("no table {abi}"));
-    let mut r = Report { compared: 0, disagreements: Vec::new(), only_in_table: Vec::new(), only_in_headers: Vec::new() };
+    let mut r = Report::default();
     for (name, n) in &a.syscalls {
         let ours = u64::from(a.nr_base + n);
-        match headers.get(name) {
+        let verdict = match headers.get(name) {
             Some(&h) => {
                 r.compared += 1;
                 if h != ours {
                     r.disagreements.push(format!("{abi} {name}: table {ours}, headers {h}"));
+                    Verdict::Disagree(format!("headers {h}"))
+                } else {
+                    Verdict::Agree
                 }
             }
             None => match newer_than_6_1(abi, name, *n) {
-                Some(why) => r.only_in_table.push(format!("{name} ({why})")),
+                Some(why) => {
+                    r.only_in_table.push(format!("{name} ({why})"));
+                    Verdict::Explained(format!("not in the 6.1 headers: {why}"))
+                }
                 None => {
-                    r.disagreements.push(format!("{abi} {name}: in the table ({ours}) but not in the 6.1 headers, and not newer than 6.1"))
+                    r.disagreements.push(format!("{abi} {name}: in the table ({ours}) but not in the 6.1 headers, and not newer than 6.1"));
+                    Verdict::Disagree("not in the 6.1 headers".into())
                 }
             },
-        }
+        };
+        r.cells.push((name.clone(), ours, verdict));
     }
     for (name, nr) in headers.iter().filter(|(k, _)| !a.syscalls.contains_key(*k)) {
         match header_only_reason(abi, name, h.alias.get(name).map(String::as_str), &a.syscalls) {
@@ -187,8 +198,8 @@ fn available() -> Vec<&'static (&'static str, &'static str, &'static str, &'stat
     found
 }
 
-/// Runs the oracle on `tables`: (markdown report, every disagreement).
-fn run(tables: &Tables) -> (String, Vec<String>) {
+/// Runs the oracle on `tables`: (markdown report, every disagreement, ledger of every cell).
+fn run(tables: &Tables) -> (String, Vec<String>, Ledger) {
     let mut summary = String::from(
         "## Oracle 1: Linux 6.1 uapi headers (cpp -dM)\n\n\
          | ABI | cells compared | disagreements | only in table (newer than 6.1) | only in headers |\n|---|---:|---:|---:|---:|\n",
@@ -197,6 +208,7 @@ fn run(tables: &Tables) -> (String, Vec<String>) {
     let mut header_only = String::from("\n### Only in the 6.1 headers\n\n");
     let mut all_bad = Vec::new();
     let mut cells = 0;
+    let mut ledger = Ledger::new("headers");
     for (abi, dir, header, flags) in available() {
         let r = check(tables, abi, &header_numbers(dir, header, flags));
         assert!(r.compared > 250, "{abi}: only {} names compared: header evaluation is broken", r.compared);
@@ -213,18 +225,22 @@ fn run(tables: &Tables) -> (String, Vec<String>) {
             header_only.push_str(&format!("- {abi}: {}\n", r.only_in_headers.join(", ")));
         }
         all_bad.extend(r.disagreements);
+        for (name, nr, v) in r.cells {
+            ledger.record(abi, &name, nr, v);
+        }
     }
     summary.push_str(&format!("\n{cells} cells compared, {} disagreements\n", all_bad.len()));
     summary.push_str(&details);
     summary.push_str(&header_only);
-    (summary, all_bad)
+    (summary, all_bad, ledger)
 }
 
 #[test]
 fn every_shared_cell_agrees_with_the_kernel_headers() {
     let t0 = std::time::Instant::now();
     let tables = Tables::load_dir(&tables_dir()).unwrap();
-    let (mut summary, bad) = run(&tables);
+    let (mut summary, bad, ledger) = run(&tables);
+    ledger.write();
     summary.push_str(&format!("\n(in {:.1?})\n", t0.elapsed()));
     eprintln!("{summary}");
     let target = workspace().join("target");
@@ -260,7 +276,7 @@ fn a_wrong_cell_is_caught() {
         }
     }
     let broken = Tables::load_dir(&dir).unwrap();
-    let (_, bad) = run(&broken);
+    let (_, bad, _) = run(&broken);
     assert_eq!(bad, ["x86_64 chown: table 500, headers 92", "aarch64 fchownat: table 500, headers 54"]);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -15,7 +15,7 @@
 //! Any other difference fails.
 
 use rootemu_codegen::Tables;
-use rootemu_tests::{need, tables_dir, workspace};
+use rootemu_tests::{Ledger, Verdict, need, tables_dir, workspace};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -99,6 +99,8 @@ struct Report {
     not_on_arch: Vec<String>,
     /// Multiplexed calls (socketcall/ipc pseudo numbers) confirmed by reverse resolution.
     multiplexed: usize,
+    /// Every table cell: (name, seccomp number, verdict).
+    cells: Vec<(String, u64, Verdict)>,
 }
 
 /// Compares the given ABIs of `tables` with libseccomp.
@@ -117,23 +119,32 @@ fn check(tables: &Tables, abis: &[(&str, &str)]) -> BTreeMap<String, Report> {
             let ours = i64::from(a.nr_base) + i64::from(*n);
             let (theirs, back) = &answers[&(abi.to_string(), name.clone())];
             let theirs = *theirs;
-            if theirs == -1 {
+            let verdict = if theirs == -1 {
                 r.unknown.push(format!("{name}={ours}"));
+                Verdict::Explained("unknown to libseccomp 2.5.4 (newer than its tables)".into())
             } else if theirs <= -10000 {
                 r.not_on_arch.push(format!("{name}={ours}"));
+                Verdict::Explained("libseccomp 2.5.4: not on this arch".into())
             } else if let Some(back) = back {
                 r.compared += 1;
                 r.multiplexed += 1;
                 if back != name {
                     r.disagreements
                         .push(format!("{abi} {name}: table {ours}, libseccomp names {ours} `{back}` ({name} is pseudo {theirs})"));
+                    Verdict::Disagree(format!("libseccomp names {ours} `{back}`"))
+                } else {
+                    Verdict::Agree
                 }
             } else {
                 r.compared += 1;
                 if theirs != ours {
                     r.disagreements.push(format!("{abi} {name}: table {ours}, libseccomp {theirs}"));
+                    Verdict::Disagree(format!("libseccomp {theirs}"))
+                } else {
+                    Verdict::Agree
                 }
-            }
+            };
+            r.cells.push((name.clone(), u64::from(a.nr_base + n), verdict));
         }
     }
     reports
@@ -168,9 +179,12 @@ fn every_name_agrees_with_libseccomp() {
     );
     let mut details = String::from("\n### Names libseccomp 2.5.4 does not know (name=our seccomp number)\n\n");
     let mut not_on_arch = String::from("\n### Names libseccomp 2.5.4 says the arch lacks (`__PNR_*`)\n\n");
-    let (mut cells, mut bad) = (0, Vec::new());
+    let (mut cells, mut bad, mut ledger) = (0, Vec::new(), Ledger::new("libseccomp"));
     for (abi, arch) in ARCHES {
         let r = &reports[*abi];
+        for (name, nr, v) in &r.cells {
+            ledger.record(abi, name, *nr, v.clone());
+        }
         assert!(r.compared > 250, "{abi}: only {} names resolved: is scmp_sys_resolver working?", r.compared);
         cells += r.compared;
         summary.push_str(&format!(
@@ -190,6 +204,7 @@ fn every_name_agrees_with_libseccomp() {
     summary.push_str(&format!("\n{cells} cells compared, {} disagreements, in {:.1?}\n", bad.len(), t0.elapsed()));
     summary.push_str(&details);
     summary.push_str(&not_on_arch);
+    ledger.write();
     eprintln!("{summary}");
     let target = workspace().join("target");
     let _ = std::fs::create_dir_all(&target);

@@ -163,13 +163,14 @@ fn validate(path: &Path, f: PolicyFile, lines: &Lines, tables: &Tables) -> Resul
             Action::Allow
         })
     };
-    let default = action(&f.default, lines.top_key("default"), &mut errors);
-    let unknown_abi = action(&f.unknown_abi, lines.top_key("unknown_abi"), &mut errors);
+    let default = action(&f.default, Some(lines.key_line("default")), &mut errors);
+    let unknown_abi = action(&f.unknown_abi, Some(lines.key_line("unknown_abi")), &mut errors);
     let known: BTreeSet<&str> = tables.abis.iter().flat_map(|a| a.syscalls.keys().map(String::as_str)).collect();
     let item_lines = lines.items_of("rules");
     let mut rules = Vec::new();
     for (i, r) in f.rules.into_iter().enumerate() {
-        let line = item_lines.get(i).copied();
+        // Flow-style rules have no item lines: fall back to the `rules:` line.
+        let line = item_lines.get(i).copied().or(Some(lines.key_line("rules")));
         let rule_action = action(&r.action, line, &mut errors);
         let mut seen = BTreeSet::new();
         for name in &r.syscalls {
@@ -282,6 +283,17 @@ rules:
             err.to_string(),
             "p.yaml:10: syscall `setiud` exists on no ABI in the tables (did you mean `setuid`?)\n\
              p.yaml:14: unknown constant `S_IFMTT` in `mask` (did you mean `S_IFMT`?)"
+        );
+    }
+
+    /// Found by `cargo fuzz run tables`: errors in flow-style rules had no line.
+    #[test]
+    fn errors_in_flow_style_rules_still_name_a_line() {
+        let text = "policy: p\ndefault: allow\nunknown_abi: trap\nrules: [{action: alow, syscalls: [chwon]}]\n";
+        let err = Policy::parse(Path::new("p.yaml"), text, &tables()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "p.yaml:4: unknown action `alow` (expected allow, fake_success, errno N, kill_process, kill_thread, trap, log or trace N)\np.yaml:4: syscall `chwon` exists on no ABI in the tables (did you mean `chown`?)"
         );
     }
 

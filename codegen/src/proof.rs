@@ -13,6 +13,10 @@ use std::collections::{BTreeSet, HashMap};
 pub const SWEEP: u32 = 65536;
 const HIGH_HALVES: [u64; 3] = [0, 0xdead_beef, 0o020644];
 const MAX_REPORTED: usize = 12;
+/// Most argument vectors the proof builds for one syscall (about 400 MB): the classes are
+/// a product over the arguments, so conditions on five or six arguments would otherwise
+/// exhaust memory (found by `cargo fuzz run differential`).
+pub const MAX_ARG_CLASSES: usize = 1 << 23;
 
 /// What the proof checked for one ABI, and the path lengths it saw.
 #[derive(Clone, Debug, PartialEq)]
@@ -63,8 +67,9 @@ impl<'a> Reference<'a> {
     }
 }
 
-/// Argument vectors that exercise every condition the policy puts on `syscall`.
-fn arg_classes(policy: &Policy, syscall: &str) -> Vec<[u64; 6]> {
+/// Argument vectors that exercise every condition the policy puts on `syscall`; `Err`
+/// with their number when there would be more than [`MAX_ARG_CLASSES`].
+fn arg_classes(policy: &Policy, syscall: &str) -> Result<Vec<[u64; 6]>, usize> {
     let mut per_arg: Vec<(usize, BTreeSet<u32>)> = Vec::new();
     for rule in policy.rules_for(syscall) {
         for atom in rule.when_any.iter().flatten() {
@@ -87,6 +92,10 @@ fn arg_classes(policy: &Policy, syscall: &str) -> Vec<[u64; 6]> {
             }
         }
     }
+    let count = per_arg.iter().fold(HIGH_HALVES.len(), |n, (_, v)| n.saturating_mul(v.len()));
+    if count > MAX_ARG_CLASSES {
+        return Err(count);
+    }
     let mut out = vec![[0u64; 6]];
     for (i, values) in &per_arg {
         out = out
@@ -100,7 +109,7 @@ fn arg_classes(policy: &Policy, syscall: &str) -> Vec<[u64; 6]> {
             })
             .collect();
     }
-    out.into_iter().flat_map(|a| HIGH_HALVES.map(|hi| a.map(|v| v | (hi << 32)))).collect()
+    Ok(out.into_iter().flat_map(|a| HIGH_HALVES.map(|hi| a.map(|v| v | (hi << 32)))).collect())
 }
 
 /// What the policy says for one number of one AUDIT_ARCH.
@@ -115,8 +124,21 @@ enum Expect<'a> {
 /// Proves `prog` implements `policy` over `tables`; every disagreement is reported.
 pub fn prove(prog: &[Insn], tables: &Tables, policy: &Policy) -> Result<Proof, Errors> {
     let reference = Reference::new(tables, policy);
-    let classes: HashMap<&str, Vec<[u64; 6]>> =
-        policy.names().into_iter().filter(|n| policy.looks_at_args(n)).map(|n| (n, arg_classes(policy, n))).collect();
+    let mut classes: HashMap<&str, Vec<[u64; 6]>> = HashMap::new();
+    let mut too_many = Errors::default();
+    for n in policy.names().into_iter().filter(|n| policy.looks_at_args(n)) {
+        match arg_classes(policy, n) {
+            Ok(c) => {
+                classes.insert(n, c);
+            }
+            Err(count) => too_many.push(Diagnostic::bare(format!(
+                "proof: the conditions on `{n}` need {count} argument combinations, over the {MAX_ARG_CLASSES} the proof checks: condition fewer arguments in one rule"
+            ))),
+        }
+    }
+    if !too_many.is_empty() {
+        return Err(too_many);
+    }
     // ABIs are independent: prove them on all cores.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(tables.abis.len().max(1));
     let chunk = tables.abis.len().div_ceil(threads.max(1)).max(1);
@@ -198,7 +220,7 @@ fn prove_abi(
     numbers.extend(expect.keys());
     for other in tables.abis.iter().filter(|o| o.audit_arch == abi.audit_arch) {
         let (lo, hi) = (other.nr_base, other.nr_base + other.nr_limit);
-        numbers.extend([lo.wrapping_sub(1), lo, hi - 1, hi]);
+        numbers.extend([lo.wrapping_sub(1), lo, hi.wrapping_sub(1), hi]);
     }
     numbers.extend([0, 0x7fff_ffff, 0x8000_0000, u32::MAX]);
     numbers.sort_unstable();
@@ -265,7 +287,7 @@ fn prove_abi(
 fn prove_unknown_arches(prog: &[Insn], tables: &Tables, reference: &Reference, report: &mut dyn FnMut(String)) -> usize {
     let mut arches: BTreeSet<u32> = [0, u32::MAX].into();
     for a in &reference.arches {
-        arches.extend([a ^ 0x4000_0000, a ^ 0x8000_0000, a ^ 0x2000_0000, a + 1]);
+        arches.extend([a ^ 0x4000_0000, a ^ 0x8000_0000, a ^ 0x2000_0000, a.wrapping_add(1)]);
     }
     let mut numbers: BTreeSet<u32> = [0, 1, 0x4000_0000, u32::MAX].into();
     for abi in &tables.abis {
@@ -288,4 +310,53 @@ fn prove_unknown_arches(prog: &[Insn], tables: &Tables, reference: &Reference, r
         }
     }
     cases
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// Found by `cargo fuzz run differential`: AUDIT_ARCH 0xffffffff (+1 overflowed)
+    /// panicked the proof.
+    #[test]
+    fn extreme_audit_arch_proves_without_panic() {
+        let top = crate::table::tests::X86_64
+            .replace("abi: x86_64", "abi: top")
+            .replace("audit_arch: 0xc000003e", "audit_arch: 0xffffffff")
+            .replace("elf_machine: 62", "elf_machine: 536870911\nconvention: mips64_n32");
+        let big = crate::table::tests::X86_64
+            .replace("abi: x86_64", "abi: big")
+            .replace("audit_arch: 0xc000003e", "audit_arch: 0x8000003e")
+            .replace("endian: little", "endian: big");
+        let tables = Tables::parse([(Path::new("top.yaml"), top.as_str()), (Path::new("big.yaml"), big.as_str())]).unwrap();
+        let policy =
+            Policy::parse(Path::new("p.yaml"), crate::policy::tests::POLICY.replace("mknod]", "chown]").as_str(), &tables).unwrap();
+        let prog = crate::compile::compile(&tables, &policy).unwrap();
+        let proof = prove(&prog, &tables, &policy).unwrap();
+        assert_eq!(proof.abis.len(), 2);
+    }
+
+    /// Found by `cargo fuzz run differential`: conditions on five arguments made the proof
+    /// build billions of argument vectors and abort out of memory; now a clear error.
+    #[test]
+    fn too_many_argument_combinations_is_an_error_not_an_abort() {
+        let tables = crate::policy::tests::tables();
+        let atoms = |n: u32| (0..n).map(|a| format!("{{arg: {a}, mask: 0xf, eq: 1}}")).collect::<Vec<_>>().join(", ");
+        let policy = |n: u32| {
+            let text = format!(
+                "policy: p\ndefault: allow\nunknown_abi: trap\nrules:\n  - action: fake_success\n    syscalls: [chown]\n    when_any:\n      - [{}]\n",
+                atoms(n)
+            );
+            Policy::parse(Path::new("p.yaml"), &text, &tables).unwrap()
+        };
+        let four = policy(4);
+        prove(&crate::compile::compile(&tables, &four).unwrap(), &tables, &four).unwrap();
+        let five = policy(5);
+        let err = prove(&crate::compile::compile(&tables, &five).unwrap(), &tables, &five).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "proof: the conditions on `chown` need 136306272 argument combinations, over the 8388608 the proof checks: condition fewer arguments in one rule"
+        );
+    }
 }

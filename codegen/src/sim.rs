@@ -96,12 +96,17 @@ pub fn run(prog: &[Insn], d: &SeccompData) -> Result<Outcome, SimError> {
                     op::ADD => a.wrapping_add(s),
                     op::SUB => a.wrapping_sub(s),
                     op::MUL => a.wrapping_mul(s),
-                    op::DIV => a.checked_div(s).unwrap_or(0),
+                    // The kernel ends the program with 0 (SECCOMP_RET_KILL_THREAD) on a
+                    // division by zero (bpf_convert_filter), it does not go on with A = 0.
+                    op::DIV if s == 0 => return Ok(Outcome { ret: 0, steps }),
+                    op::DIV => a / s,
                     op::OR => a | s,
                     op::AND => a & s,
                     op::XOR => a ^ s,
-                    op::LSH => a.checked_shl(s).unwrap_or(0),
-                    op::RSH => a.checked_shr(s).unwrap_or(0),
+                    // A shift by X >= 32 shifts by X mod 32 in the kernel (x86 and arm64
+                    // shift instructions), as checked on this machine by kernel_vs_sim_i386.
+                    op::LSH => a.wrapping_shl(s),
+                    op::RSH => a.wrapping_shr(s),
                     op::NEG => a.wrapping_neg(),
                     _ => return Err(err(pc, "ALU operation seccomp does not accept")),
                 };
@@ -180,6 +185,26 @@ pub fn const_path(prog: &[Insn], arch: u32, nr: u32) -> Option<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by comparing with the kernel (tests/kernel_vs_sim_i386.rs): a division by
+    /// X = 0 kills (returns 0), a shift by X >= 32 shifts by X mod 32.
+    #[test]
+    fn alu_corner_cases_follow_the_kernel() {
+        let prog = |alu: u16, x: u32| {
+            [
+                Insn::new(op::LDX | op::IMM, 0, 0, x),
+                Insn::new(op::LD | op::IMM, 0, 0, 5),
+                Insn::new(op::ALU | alu | op::X, 0, 0, 0),
+                Insn::new(op::ALU | op::OR | op::K, 0, 0, 0x0005_0000),
+                Insn::new(op::RET | op::A, 0, 0, 0),
+            ]
+        };
+        let d = SeccompData::default();
+        assert_eq!(run(&prog(op::DIV, 0), &d), Ok(Outcome { ret: 0, steps: 3 }));
+        assert_eq!(run(&prog(op::DIV, 2), &d).unwrap().ret, 0x0005_0002);
+        assert_eq!(run(&prog(op::LSH, 33), &d).unwrap().ret, 0x0005_000a);
+        assert_eq!(run(&prog(op::RSH, 32), &d).unwrap().ret, 0x0005_0005);
+    }
 
     #[test]
     fn argument_halves_follow_the_byte_order() {

@@ -359,13 +359,24 @@ fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> A
         }
     }
     if let Some(oci) = &f.oci_arch {
-        let ok = oci.strip_prefix("SCMP_ARCH_").is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));
+        let ok = oci
+            .strip_prefix("SCMP_ARCH_")
+            .is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));
         if !ok {
-            errors.push(Diagnostic::at(path, at("oci_arch"), format!("ABI `{}`: oci_arch `{oci}` is not of the form SCMP_ARCH_<NAME>", f.abi)));
+            errors.push(Diagnostic::at(
+                path,
+                at("oci_arch"),
+                format!("ABI `{}`: oci_arch `{oci}` is not of the form SCMP_ARCH_<NAME>", f.abi),
+            ));
         }
     }
     if u64::from(f.nr_base) + u64::from(f.nr_limit) > 1 << 31 {
         errors.push(Diagnostic::at(path, at("nr_limit"), format!("ABI `{}`: nr_base + nr_limit exceeds 2^31", f.abi)));
+    }
+    // An empty range could share its base with another ABI of the AUDIT_ARCH and shadow it
+    // in the compiler's `jge base` dispatch (found by `cargo fuzz run differential`).
+    if f.nr_limit == 0 {
+        errors.push(Diagnostic::at(path, at("nr_limit"), format!("ABI `{}`: nr_limit must be at least 1", f.abi)));
     }
     let recipe_ok = match (&f.import.table, &f.import.generic) {
         (Some(_), None) => !f.import.tags.is_empty(),
@@ -501,6 +512,18 @@ pub(crate) mod tests {
         let text = X86_64.replace("setuid: 105", "setuid: 105\n  chown: 93");
         let err = parse_one("x86_64.yaml", &text).unwrap_err();
         assert_eq!(err.to_string(), "x86_64.yaml:15: syscalls: duplicate entry with key \"chown\"");
+    }
+
+    /// Found by `cargo fuzz run differential`: an empty range (nr_limit 0) at the base of
+    /// another ABI of the same AUDIT_ARCH shadowed it in the program.
+    #[test]
+    fn empty_number_range_is_rejected() {
+        let err = parse_one(
+            "x86_64.yaml",
+            &X86_64.replace("nr_limit: 1024", "nr_limit: 0").replace("syscalls:\n  read: 0\n  chown: 92\n  setuid: 105\n", ""),
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "x86_64.yaml:7: ABI `x86_64`: nr_limit must be at least 1");
     }
 
     /// Found by `cargo fuzz run tables`: errors in flow-style YAML had no line.
