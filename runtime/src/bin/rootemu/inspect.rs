@@ -21,17 +21,17 @@ pub(crate) struct InspectArgs {
 }
 
 /// Section the macros place each program in, behind a `ROOTEMU\x01` header.
-const SECTION: &str = ".rootemu_filter";
+pub(crate) const SECTION: &str = ".rootemu_filter";
 const MAGIC: &[u8; 8] = b"ROOTEMU\x01";
 
 /// One embedded program and its `key=value` metadata.
-struct Record {
-    program: Vec<Insn>,
+pub(crate) struct Record {
+    pub(crate) program: Vec<Insn>,
     meta: Vec<(String, String)>,
 }
 
 impl Record {
-    fn get(&self, key: &str) -> &str {
+    pub(crate) fn get(&self, key: &str) -> &str {
         self.meta.iter().find(|(k, _)| k == key).map_or("?", |(_, v)| v.as_str())
     }
 }
@@ -42,13 +42,10 @@ pub(crate) fn main(args: InspectArgs) -> Result<u8, String> {
     let bytes = std::fs::read(&args.binary).map_err(|e| format!("cannot read {}: {e}", args.binary.display()))?;
     let elf = goblin::elf::Elf::parse(&bytes).map_err(|e| format!("{}: not an ELF file: {e}", args.binary.display()))?;
     let big = !elf.little_endian;
-    let Some(sh) = elf.section_headers.iter().find(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(SECTION)) else {
+    let Some(records) = embedded(&elf, &bytes)? else {
         println!("{}: no {SECTION} section: no rootemu filter embedded", args.binary.display());
         return Ok(2);
     };
-    let start = usize::try_from(sh.sh_offset).map_err(|_| "section offset out of range".to_string())?;
-    let data = usize::try_from(sh.sh_size).ok().and_then(|n| bytes.get(start..start.checked_add(n)?)).ok_or("section outside the file")?;
-    let records = decode(data, big)?;
     println!(
         "{}: {}-bit {}-endian ELF, {} filter(s) in {SECTION}",
         args.binary.display(),
@@ -90,6 +87,17 @@ pub(crate) fn main(args: InspectArgs) -> Result<u8, String> {
         }
     }
     Ok(u8::from(mismatch))
+}
+
+/// The records of the `.rootemu_filter` section of `elf` (parsed from `bytes`), decoded
+/// in the ELF's byte order; `None` when there is no such section.
+pub(crate) fn embedded(elf: &goblin::elf::Elf, bytes: &[u8]) -> Result<Option<Vec<Record>>, String> {
+    let Some(sh) = elf.section_headers.iter().find(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(SECTION)) else {
+        return Ok(None);
+    };
+    let start = usize::try_from(sh.sh_offset).map_err(|_| "section offset out of range".to_string())?;
+    let data = usize::try_from(sh.sh_size).ok().and_then(|n| bytes.get(start..start.checked_add(n)?)).ok_or("section outside the file")?;
+    decode(data, !elf.little_endian).map(Some)
 }
 
 /// Splits the section into records: header, instructions, metadata padded to 8 bytes.

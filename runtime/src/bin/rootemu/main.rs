@@ -5,6 +5,7 @@ mod filter;
 mod inputs;
 mod inspect;
 mod run;
+mod selfcheck;
 mod tables;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Measure syscall overhead, workloads and build cost side by side.
     Bench(bench::BenchArgs),
+    /// Check this binary's embedded filter against the machine it runs on (for cross builds).
+    Selfcheck(selfcheck::SelfcheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Command::Run(a) => run::main(a),
         Command::Inspect(a) => inspect::main(a),
         Command::Bench(a) => bench::main(a),
+        Command::Selfcheck(a) => selfcheck::main(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

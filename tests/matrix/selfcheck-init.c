@@ -1,0 +1,65 @@
+/*
+ * /init of the layer-2 matrix initramfs: the cross-built `rootemu` checks itself on a
+ * real foreign kernel (`rootemu selfcheck --install`, see runtime/src/bin/rootemu/selfcheck.rs).
+ *
+ * Built statically with the target's cross gcc. pid 1 mounts devtmpfs, proc and a
+ * tmpfs /tmp, opens /dev/console, forks a child that drops to 1000:1000 and execs
+ * `/rootemu selfcheck --install`, then powers the machine off. The child's output
+ * (`CHECK ...`, `RESULT <abi> <p>/<t>`) goes to the console; pid 1 adds
+ * `MATRIX child exit N` or `MATRIX child killed by signal N`.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define UID 1000
+#define GID 1000
+
+int main(void)
+{
+    mkdir("/dev", 0755);
+    mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
+    mkdir("/proc", 0755);
+    mount("proc", "/proc", "proc", 0, NULL);
+    mkdir("/tmp", 01777);
+    mount("tmpfs", "/tmp", "tmpfs", 0, "mode=1777");
+    int c = open("/dev/console", O_RDWR | O_NOCTTY);
+    if (c >= 0) {
+        dup2(c, 0);
+        dup2(c, 1);
+        dup2(c, 2);
+        if (c > 2) close(c);
+    }
+    printf("MATRIX selfcheck-init start\n");
+    fflush(stdout);
+    pid_t p = fork();
+    if (p == 0) {
+        if (setgroups(0, NULL) != 0 || setresgid(GID, GID, GID) != 0 || setresuid(UID, UID, UID) != 0) {
+            printf("MATRIX drop to %d:%d failed: %s\n", UID, GID, strerror(errno));
+            _exit(111);
+        }
+        char *argv[] = {"/rootemu", "selfcheck", "--install", NULL};
+        char *envp[] = {"PATH=/", "TMPDIR=/tmp", NULL};
+        execve(argv[0], argv, envp);
+        printf("MATRIX exec /rootemu failed: %s\n", strerror(errno));
+        _exit(112);
+    }
+    int st = 0;
+    if (p < 0) printf("MATRIX fork: %s\n", strerror(errno));
+    else waitpid(p, &st, 0);
+    if (WIFSIGNALED(st)) printf("MATRIX child killed by signal %d\n", WTERMSIG(st));
+    else printf("MATRIX child exit %d\n", WEXITSTATUS(st));
+    fflush(stdout);
+    sync();
+    reboot(RB_POWER_OFF);
+    printf("MATRIX reboot: %s\n", strerror(errno));
+    return 1; /* pid 1 exits: panic=-1 reboots, -no-reboot ends qemu */
+}
