@@ -3,7 +3,7 @@
 //! headers are not read by our importer: a wrong cell in a table disagrees here.
 
 use rootemu_codegen::Tables;
-use rootemu_tests::{Ledger, Verdict, in_ci, tables_dir, workspace};
+use rootemu_tests::{Ledger, Verdict, broken_tables, in_ci, tables_dir, workspace};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -258,23 +258,7 @@ fn a_wrong_cell_is_caught() {
     // The brief's 93 and 55 are taken (fchown on both ABIs) and the loader rejects a
     // duplicate number, so the wrong cells use 500, free on both.
     let edits = [("x86_64.yaml", "\n  chown: 92\n", "\n  chown: 500\n"), ("aarch64.yaml", "\n  fchownat: 54\n", "\n  fchownat: 500\n")];
-    let dir = std::env::temp_dir().join(format!("rootemu-oracle-headers-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for e in std::fs::read_dir(tables_dir()).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "yaml") {
-            let file = p.file_name().unwrap().to_str().unwrap().to_string();
-            let mut text = std::fs::read_to_string(&p).unwrap();
-            for (f, from, to) in edits {
-                if f == file {
-                    assert!(text.contains(from), "{file} has no {from:?}");
-                    text = text.replacen(from, to, 1);
-                }
-            }
-            std::fs::write(dir.join(file), text).unwrap();
-        }
-    }
+    let dir = broken_tables("oracle-headers", &edits);
     let broken = Tables::load_dir(&dir).unwrap();
     let (_, bad, _) = run(&broken);
     assert_eq!(bad, ["x86_64 chown: table 500, headers 92", "aarch64 fchownat: table 500, headers 54"]);

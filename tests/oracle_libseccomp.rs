@@ -15,9 +15,8 @@
 //! Any other difference fails.
 
 use rootemu_codegen::Tables;
-use rootemu_tests::{Ledger, Verdict, need, tables_dir, workspace};
+use rootemu_tests::{Ledger, Verdict, broken_tables, need, tables_dir, workspace};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 
@@ -210,28 +209,6 @@ fn every_name_agrees_with_libseccomp() {
     let _ = std::fs::create_dir_all(&target);
     let _ = std::fs::write(target.join("oracle-libseccomp-report.md"), &summary);
     assert!(bad.is_empty(), "disagreements with libseccomp:\n{}", bad.join("\n"));
-}
-
-/// Copies the top-level `*.yaml` of `tables/` to a temp dir, applying `edits` (file, from, to).
-pub fn broken_tables(tag: &str, edits: &[(&str, &str, &str)]) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("rootemu-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for e in std::fs::read_dir(tables_dir()).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "yaml") {
-            let file = p.file_name().unwrap().to_str().unwrap().to_string();
-            let mut text = std::fs::read_to_string(&p).unwrap();
-            for (f, from, to) in edits {
-                if *f == file {
-                    assert!(text.contains(from), "{file} has no {from:?}");
-                    text = text.replacen(from, to, 1);
-                }
-            }
-            std::fs::write(Path::new(&dir).join(file), text).unwrap();
-        }
-    }
-    dir
 }
 
 #[test]

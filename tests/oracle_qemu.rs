@@ -13,7 +13,7 @@
 //! prints the call before running it, and the probe restarts after it.
 
 use rootemu_codegen::{Abi, Tables};
-use rootemu_tests::{Ledger, Verdict, need, need_path, tables_dir, workspace};
+use rootemu_tests::{Ledger, Verdict, broken_tables, need, need_path, tables_dir, workspace};
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -466,23 +466,7 @@ fn a_wrong_cell_is_caught() {
     // chown and fchown swapped; lchown moved to a free number, so its own number is a gap.
     let edits =
         [("\n  chown: 92\n", "\n  chown: 93\n"), ("\n  fchown: 93\n", "\n  fchown: 92\n"), ("\n  lchown: 94\n", "\n  lchown: 500\n")];
-    let dir = std::env::temp_dir().join(format!("rootemu-oracle-qemu-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for e in std::fs::read_dir(tables_dir()).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "yaml") {
-            let file = p.file_name().unwrap().to_owned();
-            let mut text = std::fs::read_to_string(&p).unwrap();
-            if file == "x86_64.yaml" {
-                for (from, to) in edits {
-                    assert!(text.contains(from), "x86_64.yaml has no {from:?}");
-                    text = text.replacen(from, to, 1);
-                }
-            }
-            std::fs::write(dir.join(file), text).unwrap();
-        }
-    }
+    let dir = broken_tables("oracle-qemu", &edits.map(|(from, to)| ("x86_64.yaml", from, to)));
     let broken = Tables::load_dir(&dir).unwrap();
     let (_, bad, _) = run(&broken, Some(&["x86_64"]));
     let _ = std::fs::remove_dir_all(dir);

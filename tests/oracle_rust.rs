@@ -13,9 +13,8 @@
 //! else is a disagreement and fails.
 
 use rootemu_codegen::{Abi, Tables};
-use rootemu_tests::{Ledger, Verdict, tables_dir, workspace};
+use rootemu_tests::{Ledger, Verdict, broken_tables, tables_dir, workspace};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 
 /// x32's `__X32_SYSCALL_BIT`: the crate has no x32 list, its x86_64 list has the common rows.
 const X32_BIT: u64 = 0x4000_0000;
@@ -301,37 +300,18 @@ fn every_shared_name_agrees_with_the_syscalls_crate() {
     assert!(bad.is_empty(), "disagreements with the syscalls crate:\n{}", bad.join("\n"));
 }
 
-/// Copies the top-level `*.yaml` of `tables/` to a temp dir, applying `edits` (file, from, to).
-fn broken_tables(edits: &[(&str, &str, &str)]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rootemu-oracle-rust-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for e in std::fs::read_dir(tables_dir()).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "yaml") {
-            let file = p.file_name().unwrap().to_str().unwrap().to_string();
-            let mut text = std::fs::read_to_string(&p).unwrap();
-            for (f, from, to) in edits {
-                if *f == file {
-                    assert!(text.contains(from), "{file} has no {from:?}");
-                    text = text.replacen(from, to, 1);
-                }
-            }
-            std::fs::write(Path::new(&dir).join(file), text).unwrap();
-        }
-    }
-    dir
-}
-
 #[test]
 fn a_wrong_cell_is_caught() {
     // 500 is free on the three ABIs (the loader rejects a duplicate number); riscv32 is an
     // ABI no other oracle covers.
-    let dir = broken_tables(&[
-        ("x86_64.yaml", "\n  chown: 92\n", "\n  chown: 500\n"),
-        ("aarch64.yaml", "\n  fchownat: 54\n", "\n  fchownat: 500\n"),
-        ("riscv32.yaml", "\n  fchownat: 54\n", "\n  fchownat: 500\n"),
-    ]);
+    let dir = broken_tables(
+        "oracle-rust",
+        &[
+            ("x86_64.yaml", "\n  chown: 92\n", "\n  chown: 500\n"),
+            ("aarch64.yaml", "\n  fchownat: 54\n", "\n  fchownat: 500\n"),
+            ("riscv32.yaml", "\n  fchownat: 54\n", "\n  fchownat: 500\n"),
+        ],
+    );
     let broken = Tables::load_dir(&dir).unwrap();
     let (_, bad, _) = run(&broken);
     assert_eq!(

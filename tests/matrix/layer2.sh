@@ -11,6 +11,8 @@
 #     after a change vs 15 s); --release: the binary users ship (docs/cross.md has the times)
 # Rows, one per line on stdout and in $MATRIX_WORK/<row>/row:
 #   name|status|passed|total|seconds|detail        (status PASS or FAIL)
+#   rust-<t>-inspect the host's `$ROOTEMU inspect` on the cross-built binary (exit 0: its
+#                    embedded filters match the current tables)
 #   rust-<t>-user    qemu-<arch> rootemu selfcheck      (qemu-user has no seccomp: no --install)
 #   rust-<k>-kernel  a Debian 6.1 kernel under qemu-system (the targets.tsv row named
 #                    below): /init (selfcheck-init.c) drops to 1000:1000 and execs
@@ -19,7 +21,8 @@
 #   rust-i686-native on an x86_64 host: the i686 binary on the host kernel, --install
 #                    (as root with --uid 65534)
 # Exit status 0 when every row passes. Environment: MATRIX_WORK (default: a new temp dir),
-# CARGO_TARGET_DIR (default target/cross), MATRIX_TIMEOUT (seconds per run, default 180),
+# CARGO_TARGET_DIR (default target/cross), ROOTEMU (a host rootemu, for the inspect rows),
+# MATRIX_TIMEOUT (seconds per run, default 180),
 # ROOTEMU_CACHE (kernels and the Rust sysroot).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -35,7 +38,7 @@ while [ $# -gt 0 ]; do
     --only=*) only=${1#*=} ;;
     --kernels) kernels=$2; shift ;;
     --kernels=*) kernels=${1#*=} ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "layer2: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -113,6 +116,30 @@ else
     bin=$CARGO_TARGET_DIR/$t/$dir/rootemu
     [ -x "$bin" ] && built[$t]=$bin
   done
+fi
+
+# 1b. The host's `rootemu inspect` (ROOTEMU) reads each cross-built binary: its filter
+#     section is found in the foreign ELF, decoded in its byte order and matches the tables.
+if [ -n "${ROOTEMU:-}" ]; then
+  while read -r name triple _; do
+    selected "$name" || continue
+    row=rust-$name-inspect
+    bin=${built[$triple]:-}
+    [ -n "$bin" ] || { emit "$row" FAIL 0 0 0 "no $triple binary (build failed or --no-build without one): see $work/build.log"; continue; }
+    mkdir -p "$work/$row"
+    start=$EPOCHREALTIME
+    "$ROOTEMU" inspect "$bin" > "$work/$row/out.txt" 2>&1
+    rc=$?
+    n=$(grep -c '^filter [0-9]*: matches the current tables' "$work/$row/out.txt")
+    t=$(grep -c '^filter [0-9]*: policy' "$work/$row/out.txt")
+    if [ $rc = 0 ] && [ "$t" -gt 0 ] && [ "$n" = "$t" ]; then
+      emit "$row" PASS "$n" "$t" "$(secs_since "$start")" "$(grep -m1 '^filter 1: policy' "$work/$row/out.txt" | sed 's/^filter 1: //')"
+    else
+      emit "$row" FAIL "$n" "$t" "$(secs_since "$start")" "rootemu inspect exit $rc: see $work/$row/out.txt"
+    fi
+  done <<< "$targets"
+else
+  echo "layer2: ROOTEMU (a host rootemu binary) is not set: no inspect rows" >&2
 fi
 
 # 2. qemu-user: no seccomp there, so the checks without --install.

@@ -35,6 +35,7 @@
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "init_console.h"
 
 #ifndef MATRIX_ABI
 #error "build with -DMATRIX_ABI=\"<abi>\""
@@ -355,19 +356,7 @@ static int child(void)
 
 int main(void)
 {
-    mkdir("/dev", 0755);
-    mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
-    mkdir("/proc", 0755);
-    mount("proc", "/proc", "proc", 0, NULL);
-    mkdir("/tmp", 01777);
-    mount("tmpfs", "/tmp", "tmpfs", 0, "mode=1777");
-    int c = open("/dev/console", O_RDWR | O_NOCTTY);
-    if (c >= 0) {
-        dup2(c, 0);
-        dup2(c, 1);
-        dup2(c, 2);
-        if (c > 2) close(c);
-    }
+    init_console();
     out("MATRIX loader %s start\n", MATRIX_ABI);
     pid_t p = fork();
     if (p == 0) _exit(child());

@@ -19,25 +19,14 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "init_console.h"
 
 #define UID 1000
 #define GID 1000
 
 int main(void)
 {
-    mkdir("/dev", 0755);
-    mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
-    mkdir("/proc", 0755);
-    mount("proc", "/proc", "proc", 0, NULL);
-    mkdir("/tmp", 01777);
-    mount("tmpfs", "/tmp", "tmpfs", 0, "mode=1777");
-    int c = open("/dev/console", O_RDWR | O_NOCTTY);
-    if (c >= 0) {
-        dup2(c, 0);
-        dup2(c, 1);
-        dup2(c, 2);
-        if (c > 2) close(c);
-    }
+    init_console();
     printf("MATRIX selfcheck-init start\n");
     fflush(stdout);
     pid_t p = fork();

@@ -11,6 +11,7 @@ pub(crate) fn run(plan: Plan) -> Result<Section, String> {
         Err(_) => (None, false),
     };
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let interpreter = interpreter(&exe);
     let bin = u.as_ref().map_or(exe, |u| u.bin.clone()).to_string_lossy().into_owned();
     if !have("unshare") {
         return Err("unshare (util-linux) is not installed".into());
@@ -76,10 +77,25 @@ pub(crate) fn run(plan: Plan) -> Result<Section, String> {
         plan.rounds,
         if as_user { USER.to_string() } else { "the calling user".to_string() }
     ));
+    s.notes.push(match &interpreter {
+        Some(None) => "The measured rootemu is statically linked (`scripts/build`).".to_string(),
+        Some(Some(ld)) => format!(
+            "The measured rootemu is dynamically linked ({ld} loads libc and libgcc_s first, about 0.3 ms here); `scripts/build` makes the static binary."
+        ),
+        None => "The measured rootemu's linking is unknown (its ELF could not be read).".to_string(),
+    });
     s.data = Json::obj([
         ("runs_per_round", Json::Num(per_round as f64)),
+        ("statically_linked", interpreter.as_ref().map_or(Json::Null, |i| Json::Bool(i.is_none()))),
         ("as_unprivileged_user", Json::Bool(as_user)),
         ("commands", Json::Arr(jv)),
     ]);
     Ok(s)
+}
+
+/// The ELF interpreter of `exe` (`Some(None)` when statically linked), `None` if unreadable.
+fn interpreter(exe: &std::path::Path) -> Option<Option<String>> {
+    let bytes = std::fs::read(exe).ok()?;
+    let elf = goblin::elf::Elf::parse(&bytes).ok()?;
+    Some(elf.interpreter.map(str::to_owned))
 }
