@@ -15,13 +15,13 @@ expect() {  # expect <description> <output> <regex>
   if grep -Eq "$3" <<<"$2"; then echo "ok   $1"; pass=$((pass + 1)); else echo "FAIL $1"; fail=$((fail + 1)); fi
 }
 
-out=$("$root/scripts/matrix" --no-install -j 2 --only s390x,aarch64 --break s390x 2>&1); rc=$?
+out=$("$root/scripts/matrix" --no-install --layer 1 -j 2 --only s390x,aarch64 --break s390x 2>&1); rc=$?
 echo "$out" | sed -n '/^ABI/,/^matrix:/p'
 expect "byteorder: matrix exits non-zero" "rc=$rc" '^rc=1$'
 expect "byteorder: s390x row fails" "$out" '^s390x\(brk\) +1 +FAIL .*filter_install'
 expect "byteorder: aarch64 row still passes" "$out" '^aarch64 +1 +PASS'
 
-out=$(MATRIX_BREAK_MODE=omit "$root/scripts/matrix" --no-install --only aarch64 --break aarch64 --expect-fail 2>&1); rc=$?
+out=$(MATRIX_BREAK_MODE=omit "$root/scripts/matrix" --no-install --layer 1 --only aarch64 --break aarch64 --expect-fail 2>&1); rc=$?
 echo "$out" | sed -n '/^ABI/,/^matrix:/p'
 expect "omit: --expect-fail exits 0" "rc=$rc" '^rc=0$'
 expect "omit: aarch64 row fails (killed)" "$out" '^aarch64\(brk\) +1 +FAIL .*signal 31'
