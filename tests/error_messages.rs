@@ -140,27 +140,14 @@ struct RunEnv {
 
 impl RunEnv {
     fn new(dir: &Path) -> Option<RunEnv> {
-        // SAFETY: getter.
-        if unsafe { libc::geteuid() } != 0 {
-            assert!(!rootemu_tests::in_ci(), "CI=true: error_messages must run as root (it creates {USER})");
-            eprintln!("SKIPPED: the `rootemu run` rows need root to create and switch to {USER}");
+        if !need("setpriv", "drops to the unprivileged test user") {
             return None;
         }
-        if !need("setpriv", "drops to the unprivileged test user") || !need("useradd", "creates the test user") {
-            return None;
-        }
-        if Command::new("id").arg(USER).output().map(|o| !o.status.success()).unwrap_or(true) {
-            let st = Command::new("useradd").args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER]).status().unwrap();
-            assert!(st.success(), "useradd {USER} failed");
-        }
-        let id = |flag: &str| -> u32 {
-            let o = Command::new("id").args([flag, USER]).output().unwrap();
-            String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
-        };
+        let (uid, gid) = rootemu_tests::test_user()?;
         let bin = dir.join("rootemu");
         fs::copy(rootemu_bin(), &bin).unwrap();
         fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-        Some(RunEnv { dir: dir.to_path_buf(), bin, uid: id("-u"), gid: id("-g") })
+        Some(RunEnv { dir: dir.to_path_buf(), bin, uid, gid })
     }
 
     /// `cmd` as the test user.

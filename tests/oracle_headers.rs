@@ -3,7 +3,7 @@
 //! headers are not read by our importer: a wrong cell in a table disagrees here.
 
 use rootemu_codegen::Tables;
-use rootemu_tests::{Ledger, Verdict, broken_tables, in_ci, tables_dir, workspace};
+use rootemu_tests::{Ledger, Verdict, broken_tables, in_ci, tables_dir, write_report};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -242,10 +242,7 @@ fn every_shared_cell_agrees_with_the_kernel_headers() {
     let (mut summary, bad, ledger) = run(&tables);
     ledger.write();
     summary.push_str(&format!("\n(in {:.1?})\n", t0.elapsed()));
-    eprintln!("{summary}");
-    let target = workspace().join("target");
-    let _ = std::fs::create_dir_all(&target);
-    let _ = std::fs::write(target.join("oracle-report.md"), &summary);
+    write_report("headers", &summary);
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 

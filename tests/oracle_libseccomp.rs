@@ -15,10 +15,9 @@
 //! Any other difference fails.
 
 use rootemu_codegen::Tables;
-use rootemu_tests::{Ledger, Verdict, broken_tables, need, tables_dir, workspace};
+use rootemu_tests::{Ledger, Verdict, broken_tables, need, par_map, tables_dir, write_report};
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::Mutex;
 
 /// Our ABI name -> libseccomp's arch name (`scmp_sys_resolver -a`). libseccomp 2.5.4 has no
 /// sh, m68k, loongarch64, riscv32, sparc, alpha, ... (sh/m68k/loongarch64 came in 2.6).
@@ -66,26 +65,9 @@ fn answer(arch: &str, name: &str, ours: i64) -> (i64, Option<String>) {
 
 /// libseccomp's answer for every (our ABI, name) pair asked, resolved in parallel.
 fn resolve_all(jobs: &[(&str, &str, String, i64)]) -> BTreeMap<(String, String), (i64, Option<String>)> {
-    let next = Mutex::new(0usize);
-    let results = Mutex::new(BTreeMap::new());
     let threads = std::thread::available_parallelism().map_or(8, |n| n.get() * 2).min(64);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let i = {
-                        let mut n = next.lock().unwrap();
-                        *n += 1;
-                        *n - 1
-                    };
-                    let Some((abi, arch, name, ours)) = jobs.get(i) else { break };
-                    let v = answer(arch, name, *ours);
-                    results.lock().unwrap().insert((abi.to_string(), name.clone()), v);
-                }
-            });
-        }
-    });
-    results.into_inner().unwrap()
+    let answers = par_map(jobs, threads, |(_, arch, name, ours)| answer(arch, name, *ours));
+    jobs.iter().zip(answers).map(|((abi, _, name, _), v)| ((abi.to_string(), name.clone()), v)).collect()
 }
 
 #[derive(Default)]
@@ -204,10 +186,7 @@ fn every_name_agrees_with_libseccomp() {
     summary.push_str(&details);
     summary.push_str(&not_on_arch);
     ledger.write();
-    eprintln!("{summary}");
-    let target = workspace().join("target");
-    let _ = std::fs::create_dir_all(&target);
-    let _ = std::fs::write(target.join("oracle-libseccomp-report.md"), &summary);
+    write_report("libseccomp", &summary);
     assert!(bad.is_empty(), "disagreements with libseccomp:\n{}", bad.join("\n"));
 }
 

@@ -13,12 +13,11 @@
 //! prints the call before running it, and the probe restarts after it.
 
 use rootemu_codegen::{Abi, Tables};
-use rootemu_tests::{Ledger, Verdict, broken_tables, need, need_path, tables_dir, workspace};
-use std::collections::{BTreeMap, BTreeSet};
+use rootemu_tests::{Ledger, Verdict, broken_tables, need, need_path, par_map, tables_dir, target_dir, workspace, write_report};
+use std::collections::BTreeSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::Instant;
 
 /// Calls never issued, whatever their number: (name, why). Reported, not checked.
@@ -119,11 +118,6 @@ fn available(t: &Target) -> bool {
     let cc = need(&t.cc, "the cross gcc builds the strace probe");
     let sysroot = t.qemu_args.windows(2).filter(|w| w[0] == "-L").all(|w| need_path(Path::new(&w[1]), "the probe's dynamic libc"));
     qemu && cc && sysroot
-}
-
-/// `$CARGO_TARGET_DIR`, or the workspace's `target`.
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"))
 }
 
 /// The probe built for `t`, cached under `<target>/strace-probe` by a hash of the source,
@@ -342,28 +336,13 @@ fn run(tables: &Tables, only: Option<&[&str]>) -> (String, Vec<String>, Ledger) 
         .filter_map(|t| tables.get(&t.abi).map(|a| (t, a)))
         .filter(|(t, _)| available(t))
         .collect();
-    let next = Mutex::new(0usize);
-    let done = Mutex::new(BTreeMap::new());
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(todo.len().max(1));
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let i = {
-                        let mut n = next.lock().unwrap();
-                        *n += 1;
-                        *n - 1
-                    };
-                    let Some((t, abi)) = todo.get(i) else { break };
-                    let start = Instant::now();
-                    let mut r = check(abi, t, &build(t));
-                    r.secs = start.elapsed().as_secs_f64();
-                    done.lock().unwrap().insert(i, r);
-                }
-            });
-        }
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let done = par_map(&todo, threads, |(t, abi)| {
+        let start = Instant::now();
+        let mut r = check(abi, t, &build(t));
+        r.secs = start.elapsed().as_secs_f64();
+        r
     });
-    let done = done.into_inner().unwrap();
     let mut out = String::from(
         "## Oracle 3: qemu-user 7.2 `-strace` names\n\n\
          | ABI | qemu | cells | agree | qemu has no name | aliases | not issued | disagree | gaps probed | gaps qemu names (explained) | runs | time |\n\
@@ -371,8 +350,7 @@ fn run(tables: &Tables, only: Option<&[&str]>) -> (String, Vec<String>, Ledger) 
     );
     let (mut details, mut bad, mut ledger) = (String::new(), Vec::new(), Ledger::new("qemu"));
     let mut sum = [0usize; 6];
-    for (i, r) in &done {
-        let (t, abi) = &todo[*i];
+    for ((t, abi), r) in todo.iter().zip(&done) {
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s |\n",
             t.abi,
@@ -438,9 +416,8 @@ fn run(tables: &Tables, only: Option<&[&str]>) -> (String, Vec<String>, Ledger) 
 fn qemu_names_every_cell_as_the_table_does() {
     let tables = Tables::load_dir(&tables_dir()).unwrap();
     let (report, bad, ledger) = run(&tables, None);
-    eprintln!("{report}");
     ledger.write();
-    let _ = std::fs::write(target_dir().join("oracle-qemu-report.md"), &report);
+    write_report("qemu", &report);
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 

@@ -13,7 +13,7 @@
 //! else is a disagreement and fails.
 
 use rootemu_codegen::{Abi, Tables};
-use rootemu_tests::{Ledger, Verdict, broken_tables, tables_dir, workspace};
+use rootemu_tests::{Ledger, Verdict, broken_tables, tables_dir, write_report};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// x32's `__X32_SYSCALL_BIT`: the crate has no x32 list, its x86_64 list has the common rows.
@@ -293,10 +293,7 @@ fn every_shared_name_agrees_with_the_syscalls_crate() {
     let tables = Tables::load_dir(&tables_dir()).unwrap();
     let (mut summary, bad, ledger) = run(&tables);
     summary.push_str(&format!("\n(in {:.1?}, ledger {})\n", t0.elapsed(), ledger.write().display()));
-    eprintln!("{summary}");
-    let target = workspace().join("target");
-    let _ = std::fs::create_dir_all(&target);
-    let _ = std::fs::write(target.join("oracle-rust-report.md"), &summary);
+    write_report("rust", &summary);
     assert!(bad.is_empty(), "disagreements with the syscalls crate:\n{}", bad.join("\n"));
 }
 

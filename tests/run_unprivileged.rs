@@ -28,25 +28,12 @@ struct Env {
 fn env() -> Option<&'static Env> {
     static ENV: OnceLock<Option<Env>> = OnceLock::new();
     ENV.get_or_init(|| {
-        // SAFETY: getter.
-        if unsafe { libc::geteuid() } != 0 {
-            assert!(!rootemu_tests::in_ci(), "CI=true: run_unprivileged must run as root (it creates {USER})");
-            eprintln!("SKIPPED: run_unprivileged needs root to create and switch to {USER}");
+        if !need("setpriv", "drops to the unprivileged test user") {
             return None;
         }
-        if !need("setpriv", "drops to the unprivileged test user") || !need("useradd", "creates the test user") {
-            return None;
-        }
+        let (uid, gid) = rootemu_tests::test_user()?;
         let built = rootemu_bin();
         assert!(built.exists(), "{} missing: run `cargo build -p rootemu` first (same CARGO_TARGET_DIR)", built.display());
-        if Command::new("id").arg(USER).output().map(|o| !o.status.success()).unwrap_or(true) {
-            let st = Command::new("useradd").args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER]).status().unwrap();
-            assert!(st.success(), "useradd {USER} failed");
-        }
-        let id = |flag: &str| -> u32 {
-            let o = Command::new("id").args([flag, USER]).output().unwrap();
-            String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
-        };
         remove_stale_dirs();
         let dir = std::env::temp_dir().join(format!("rootemu-run-tests-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -55,7 +42,7 @@ fn env() -> Option<&'static Env> {
         let bin = dir.join("rootemu");
         fs::copy(&built, &bin).unwrap();
         fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-        Some(Env { dir, bin, uid: id("-u"), gid: id("-g") })
+        Some(Env { dir, bin, uid, gid })
     })
     .as_ref()
 }

@@ -27,6 +27,17 @@ pub enum Convention {
     Mips64N32,
 }
 
+impl Convention {
+    /// The ELF `e_flags` bit that marks a binary of this convention (0 for none):
+    /// `EF_MIPS_ABI2` for n32.
+    pub fn elf_flag(self) -> u32 {
+        match self {
+            Convention::None => 0,
+            Convention::Mips64N32 => 0x20,
+        }
+    }
+}
+
 /// Where the importer finds an ABI's numbers in a kernel tree: either `table` + `tags`
 /// (optionally `private_header`), or `generic`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

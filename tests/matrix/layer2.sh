@@ -118,14 +118,19 @@ else
   done
 fi
 
+# binary ROW TRIPLE: sets bin to the TRIPLE binary built above, or fails row ROW.
+binary() {
+  bin=${built[$2]:-}
+  [ -n "$bin" ] || { emit "$1" FAIL 0 0 0 "no $2 binary (build failed or --no-build without one): see $work/build.log"; return 1; }
+}
+
 # 1b. The host's `rootemu inspect` (ROOTEMU) reads each cross-built binary: its filter
 #     section is found in the foreign ELF, decoded in its byte order and matches the tables.
 if [ -n "${ROOTEMU:-}" ]; then
   while read -r name triple _; do
     selected "$name" || continue
     row=rust-$name-inspect
-    bin=${built[$triple]:-}
-    [ -n "$bin" ] || { emit "$row" FAIL 0 0 0 "no $triple binary (build failed or --no-build without one): see $work/build.log"; continue; }
+    binary "$row" "$triple" || continue
     mkdir -p "$work/$row"
     start=$EPOCHREALTIME
     "$ROOTEMU" inspect "$bin" > "$work/$row/out.txt" 2>&1
@@ -146,8 +151,7 @@ fi
 while read -r name triple quser _; do
   selected "$name" || continue
   row=rust-$name-user
-  bin=${built[$triple]:-}
-  [ -n "$bin" ] || { emit "$row" FAIL 0 0 0 "no $triple binary (build failed or --no-build without one): see $work/build.log"; continue; }
+  binary "$row" "$triple" || continue
   mkdir -p "$work/$row"
   start=$EPOCHREALTIME
   timeout "$timeout_s" "$quser" "$bin" selfcheck > "$work/$row/out.txt" 2>&1
@@ -158,10 +162,7 @@ done <<< "$targets"
 # 3. i686 on an x86_64 host kernel: seccomp is real here.
 if selected i686 && [ "$(uname -m)" = x86_64 ]; then
   row=rust-i686-native
-  bin=${built[i686-unknown-linux-gnu]:-}
-  if [ -z "$bin" ]; then
-    emit "$row" FAIL 0 0 0 "no i686 binary (build failed or --no-build without one): see $work/build.log"
-  else
+  if binary "$row" i686-unknown-linux-gnu; then
     mkdir -p "$work/$row"
     uidarg=(); [ "$(id -u)" = 0 ] && uidarg=(--uid 65534)
     start=$EPOCHREALTIME
@@ -176,8 +177,7 @@ while read -r kname name tsv; do
   if ! selected "$name" || ! in_list "$kname" "$kernels"; then continue; fi
   row=rust-$kname-kernel
   triple=$(awk -v n="$name" '$1 == n { print $2 }' <<< "$targets")
-  bin=${built[$triple]:-}
-  [ -n "$bin" ] || { emit "$row" FAIL 0 0 0 "no $triple binary (build failed or --no-build without one): see $work/build.log"; continue; }
+  binary "$row" "$triple" || continue
   fields=$(awk -F'\t' -v n="$tsv" '$1 == n' "$here/targets.tsv")
   [ -n "$fields" ] || { emit "$row" FAIL 0 0 0 "no row $tsv in targets.tsv"; continue; }
   IFS=$'\t' read -r _ kflavour karch qemu machine console cc _ _ _ append <<< "$fields"

@@ -118,9 +118,44 @@ impl Ledger {
     }
 }
 
+/// Cargo's target directory (`CARGO_TARGET_DIR`, else `<workspace>/target`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"))
+}
+
 /// Where oracle ledgers are written: `<target dir>/oracle-ledger`.
 pub fn ledger_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target")).join("oracle-ledger")
+    target_dir().join("oracle-ledger")
+}
+
+/// Prints an oracle's markdown report and keeps it as `<target dir>/oracle-<oracle>-report.md`.
+pub fn write_report(oracle: &str, report: &str) {
+    eprintln!("{report}");
+    let dir = target_dir();
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join(format!("oracle-{oracle}-report.md")), report);
+}
+
+/// `f` over `items` on up to `threads` threads taking items from one queue; the results in
+/// the items' order.
+pub fn par_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done = std::sync::Mutex::new(Vec::with_capacity(items.len()));
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, items.len().max(1)) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    done.lock().unwrap().push((i, r));
+                }
+            });
+        }
+    });
+    let mut done = done.into_inner().unwrap();
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The unprivileged user tests switch to (`setpriv --reuid`), created if missing; its

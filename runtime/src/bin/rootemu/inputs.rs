@@ -49,12 +49,23 @@ impl FilterInputs {
     }
 }
 
+/// The bundled files under `tables/`: the ABI tables, and the policy.
+pub(crate) fn bundled_files() -> (Vec<(PathBuf, &'static str)>, (PathBuf, &'static str)) {
+    let (mut tables, mut policy) = (Vec::new(), None);
+    for (name, text) in BUNDLED {
+        let path = Path::new("tables").join(name);
+        if *name == BUNDLED_POLICY {
+            policy = Some((path, *text));
+        } else if !name.starts_with("policy/") {
+            tables.push((path, *text));
+        }
+    }
+    (tables, policy.expect("the bundled policy is compiled in"))
+}
+
 /// The filter from the bundled tables and policy, compiled and proved now.
 pub(crate) fn bundled(abis: &[String]) -> Result<Filter, rootemu_codegen::Errors> {
-    let paths: Vec<(PathBuf, &str)> = BUNDLED.iter().map(|(name, text)| (Path::new("tables").join(name), *text)).collect();
-    let tables: Vec<(&Path, &str)> =
-        paths.iter().filter(|(p, _)| !p.starts_with("tables/policy")).map(|(p, t)| (p.as_path(), *t)).collect();
-    let (policy_path, policy_text) =
-        paths.iter().find(|(p, _)| p.ends_with(BUNDLED_POLICY)).map(|(p, t)| (p.as_path(), *t)).expect("the bundled policy is compiled in");
-    Filter::from_texts(&tables, (policy_path, policy_text), abis)
+    let (files, (policy_path, policy_text)) = bundled_files();
+    let tables: Vec<(&Path, &str)> = files.iter().map(|(p, t)| (p.as_path(), *t)).collect();
+    Filter::from_texts(&tables, (&policy_path, policy_text), abis)
 }

@@ -15,14 +15,12 @@
 //!
 //! Output: `CHECK <name> ok|FAIL <detail>` per check, then `RESULT <abi> <passed>/<total>`.
 
-use crate::inputs::{BUNDLED, BUNDLED_POLICY};
 use crate::inspect;
 use clap::Args;
 use rootemu_codegen::table::Convention;
 use rootemu_codegen::{Abi, Action, Endian, Insn, Policy, Tables, sim};
 use std::ffi::CString;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
 
 /// Arguments of `rootemu selfcheck`.
 ///
@@ -71,78 +69,67 @@ macro_rules! sys {
     ($($name:ident),* $(,)?) => { &[$((stringify!($name), libc::$name as i64)),*] };
 }
 
-type Consts = &'static [(&'static str, i64)];
+/// libc's `SYS_*` numbers of the policy's calls on this target. Which constants the libc
+/// crate defines is its fact per `target_arch`: the asm-generic ABIs (aarch64, riscv,
+/// loongarch) have no chown, lchown or mknod, and only i386 and arm the 32-bit-id variants.
+fn libc_policy_calls() -> Vec<(&'static str, i64)> {
+    #[allow(unused_mut)] // extended on some targets only
+    let mut v = sys![
+        SYS_fchown,
+        SYS_fchownat,
+        SYS_setuid,
+        SYS_setgid,
+        SYS_setreuid,
+        SYS_setregid,
+        SYS_setresuid,
+        SYS_setresgid,
+        SYS_setgroups,
+        SYS_setfsuid,
+        SYS_setfsgid,
+        SYS_capset,
+        SYS_mknodat,
+    ]
+    .to_vec();
+    #[cfg(any(
+        target_arch = "x86",
+        target_arch = "x86_64",
+        target_arch = "arm",
+        target_arch = "powerpc",
+        target_arch = "powerpc64",
+        target_arch = "s390x",
+        target_arch = "mips",
+        target_arch = "mips64",
+        target_arch = "sparc64",
+        target_arch = "m68k"
+    ))]
+    v.extend_from_slice(sys![SYS_chown, SYS_lchown, SYS_mknod]);
+    #[cfg(any(target_arch = "x86", target_arch = "arm"))]
+    v.extend_from_slice(sys![
+        SYS_chown32,
+        SYS_lchown32,
+        SYS_fchown32,
+        SYS_setuid32,
+        SYS_setgid32,
+        SYS_setreuid32,
+        SYS_setregid32,
+        SYS_setresuid32,
+        SYS_setresgid32,
+        SYS_setgroups32,
+        SYS_setfsuid32,
+        SYS_setfsgid32,
+    ]);
+    v
+}
 
-/// Policy calls every Linux ABI has.
-const POLICY_COMMON: Consts = sys![
-    SYS_fchown,
-    SYS_fchownat,
-    SYS_setuid,
-    SYS_setgid,
-    SYS_setreuid,
-    SYS_setregid,
-    SYS_setresuid,
-    SYS_setresgid,
-    SYS_setgroups,
-    SYS_setfsuid,
-    SYS_setfsgid,
-    SYS_capset,
-    SYS_mknodat,
-];
-/// The path-based calls the asm-generic ABIs (aarch64, riscv, loongarch) dropped.
-#[cfg(any(
-    target_arch = "x86",
-    target_arch = "x86_64",
-    target_arch = "arm",
-    target_arch = "powerpc",
-    target_arch = "powerpc64",
-    target_arch = "s390x",
-    target_arch = "mips",
-    target_arch = "mips64",
-    target_arch = "sparc64",
-    target_arch = "m68k"
-))]
-const POLICY_LEGACY: Consts = sys![SYS_chown, SYS_lchown, SYS_mknod];
-#[cfg(not(any(
-    target_arch = "x86",
-    target_arch = "x86_64",
-    target_arch = "arm",
-    target_arch = "powerpc",
-    target_arch = "powerpc64",
-    target_arch = "s390x",
-    target_arch = "mips",
-    target_arch = "mips64",
-    target_arch = "sparc64",
-    target_arch = "m68k"
-)))]
-const POLICY_LEGACY: Consts = &[];
-/// The 32-bit-id variants of i386 and arm (glibc calls these).
-#[cfg(any(target_arch = "x86", target_arch = "arm"))]
-const POLICY_32: Consts = sys![
-    SYS_chown32,
-    SYS_lchown32,
-    SYS_fchown32,
-    SYS_setuid32,
-    SYS_setgid32,
-    SYS_setreuid32,
-    SYS_setregid32,
-    SYS_setresuid32,
-    SYS_setresgid32,
-    SYS_setgroups32,
-    SYS_setfsuid32,
-    SYS_setfsgid32,
-];
-#[cfg(not(any(target_arch = "x86", target_arch = "arm")))]
-const POLICY_32: Consts = &[];
-/// Calls the policy does not name: the filter must let them through.
-const CONTROLS: Consts = sys![SYS_getpid, SYS_getuid, SYS_openat, SYS_read, SYS_write, SYS_close];
-#[cfg(any(target_arch = "x86", target_arch = "arm"))]
-const CONTROLS_32: Consts = sys![SYS_getuid32];
-#[cfg(not(any(target_arch = "x86", target_arch = "arm")))]
-const CONTROLS_32: Consts = &[];
+/// libc's numbers of calls the policy does not name: the filter must let them through.
+fn libc_controls() -> Vec<(&'static str, i64)> {
+    #[allow(unused_mut)] // extended on i386 and arm only
+    let mut v = sys![SYS_getpid, SYS_getuid, SYS_openat, SYS_read, SYS_write, SYS_close].to_vec();
+    #[cfg(any(target_arch = "x86", target_arch = "arm"))]
+    v.extend_from_slice(sys![SYS_getuid32]);
+    v
+}
 
-const EM_MIPS: u16 = 8;
-const EF_MIPS_ABI2: u32 = 0x20;
 const S_IFCHR: u64 = 0o020000;
 const S_IFIFO: u64 = 0o010000;
 /// `makedev(1, 3)` (/dev/null) as the kernel encodes it.
@@ -159,11 +146,9 @@ pub(crate) fn main(args: SelfcheckArgs) -> Result<u8, String> {
     let filter = crate::run::emulation_filter();
     let exe = std::fs::read("/proc/self/exe").map_err(|e| format!("cannot read /proc/self/exe: {e}"))?;
     let elf = goblin::elf::Elf::parse(&exe).map_err(|e| format!("/proc/self/exe: not an ELF file: {e}"))?;
-    let paths: Vec<_> = BUNDLED.iter().map(|(name, text)| (Path::new("tables").join(name), *text)).collect();
-    let table_files = paths.iter().filter(|(p, _)| !p.starts_with("tables/policy")).map(|(p, t)| (p.as_path(), *t));
-    let tables = Tables::parse(table_files).map_err(|e| format!("the bundled tables do not load: {e}"))?;
-    let (policy_path, policy_text) = paths.iter().find(|(p, _)| p.ends_with(BUNDLED_POLICY)).ok_or("the bundled policy is missing")?;
-    let policy = Policy::parse(policy_path, policy_text, &tables).map_err(|e| format!("the bundled policy does not load: {e}"))?;
+    let (files, (policy_path, policy_text)) = crate::inputs::bundled_files();
+    let tables = Tables::parse(files.iter().map(|(p, t)| (p.as_path(), *t))).map_err(|e| format!("the bundled tables do not load: {e}"))?;
+    let policy = Policy::parse(&policy_path, policy_text, &tables).map_err(|e| format!("the bundled policy does not load: {e}"))?;
 
     let mut r = Report::default();
     let program: Vec<Insn> = filter.program.iter().map(|i| Insn::new(i.code, i.jt, i.jf, i.k)).collect();
@@ -200,9 +185,8 @@ pub(crate) fn main(args: SelfcheckArgs) -> Result<u8, String> {
     r.check("policy_name", filter.policy == policy.name, || format!("embedded `{}`, bundled `{}`", filter.policy, policy.name));
 
     // (a) table numbers == libc's constants; (b) the simulated program on libc's numbers.
-    let policy_calls = POLICY_COMMON.iter().chain(POLICY_LEGACY).chain(POLICY_32);
-    let controls = CONTROLS.iter().chain(CONTROLS_32);
-    let calls = policy_calls.map(|c| (c, true)).chain(controls.map(|c| (c, false)));
+    let (policy_calls, controls) = (libc_policy_calls(), libc_controls());
+    let calls = policy_calls.iter().map(|c| (c, true)).chain(controls.iter().map(|c| (c, false)));
     let mut sims = Vec::new();
     for (&(sym, nr), faked) in calls {
         let name = sym.trim_start_matches("SYS_");
@@ -220,11 +204,8 @@ pub(crate) fn main(args: SelfcheckArgs) -> Result<u8, String> {
         sims.push((format!("sim_{name}"), name, nr, args, want));
     }
     // Not every mknod is faked: FIFOs and the char 0:0 whiteout go to the kernel.
-    for (&(sym, nr), (mode, dev)) in POLICY_LEGACY
-        .iter()
-        .chain(POLICY_COMMON)
-        .filter(|(s, _)| s.starts_with("SYS_mknod"))
-        .flat_map(|c| [(c, (S_IFIFO | 0o644, 0)), (c, (S_IFCHR | 0o644, 0))])
+    for (&(sym, nr), (mode, dev)) in
+        policy_calls.iter().filter(|(s, _)| s.starts_with("SYS_mknod")).flat_map(|c| [(c, (S_IFIFO | 0o644, 0)), (c, (S_IFCHR | 0o644, 0))])
     {
         let name = sym.trim_start_matches("SYS_");
         let what = if mode & S_IFIFO != 0 { "fifo" } else { "whiteout" };
@@ -311,18 +292,12 @@ fn elf_bits(abi: &Abi, tables: &Tables) -> u32 {
 
 /// The one table whose header facts match the ELF header.
 fn own_abi<'t>(tables: &'t Tables, f: &ElfFacts) -> Result<&'t Abi, String> {
-    let n32 = f.machine == EM_MIPS && f.flags & EF_MIPS_ABI2 != 0;
+    // The convention the ELF declares: one of its machine's tables whose e_flags bit it has.
+    let same_machine = || tables.abis.iter().filter(|a| a.elf_machine == u32::from(f.machine));
+    let declared = same_machine().map(|a| a.convention).find(|c| c.elf_flag() & f.flags != 0).unwrap_or_default();
     let bits = if f.is_64 { 64 } else { 32 };
-    let hits: Vec<&Abi> = tables
-        .abis
-        .iter()
-        .filter(|a| {
-            a.elf_machine == u32::from(f.machine)
-                && (a.endian == Endian::Big) == f.big
-                && elf_bits(a, tables) == bits
-                && (a.convention == Convention::Mips64N32) == n32
-        })
-        .collect();
+    let hits: Vec<&Abi> =
+        same_machine().filter(|a| (a.endian == Endian::Big) == f.big && elf_bits(a, tables) == bits && a.convention == declared).collect();
     match hits.as_slice() {
         [one] => Ok(one),
         [] => Err(format!(
@@ -431,8 +406,8 @@ mod tests {
     use super::*;
 
     fn bundled_tables() -> Tables {
-        let paths: Vec<_> = BUNDLED.iter().map(|(name, text)| (Path::new("tables").join(name), *text)).collect();
-        Tables::parse(paths.iter().filter(|(p, _)| !p.starts_with("tables/policy")).map(|(p, t)| (p.as_path(), *t))).unwrap()
+        let (files, _) = crate::inputs::bundled_files();
+        Tables::parse(files.iter().map(|(p, t)| (p.as_path(), *t))).unwrap()
     }
 
     fn abi_of(tables: &Tables, machine: u16, is_64: bool, big: bool, flags: u32) -> Result<String, String> {
@@ -469,8 +444,7 @@ mod tests {
     fn every_table_is_reachable_from_its_elf_header() {
         let t = bundled_tables();
         for a in &t.abis {
-            let n32 = a.convention == Convention::Mips64N32;
-            let got = abi_of(&t, a.elf_machine as u16, elf_bits(a, &t) == 64, a.endian == Endian::Big, if n32 { EF_MIPS_ABI2 } else { 0 });
+            let got = abi_of(&t, a.elf_machine as u16, elf_bits(a, &t) == 64, a.endian == Endian::Big, a.convention.elf_flag());
             assert_eq!(got.as_deref(), Ok(a.name.as_str()));
         }
     }
