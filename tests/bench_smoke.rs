@@ -1,6 +1,6 @@
-//! `rootemu bench --quick --json` runs and reports every section with positive numbers.
+//! `rootemu-bench --quick --json` runs and reports every section with positive numbers.
 //! No timing is asserted: only that the numbers exist and are positive.
-//! Build the binary first: `cargo build -p rootemu` (same CARGO_TARGET_DIR).
+//! Build the binaries first: `cargo build --workspace --bins` (same CARGO_TARGET_DIR).
 
 use rootemu_tests::rootemu_bin;
 use serde_json::Value;
@@ -18,20 +18,22 @@ fn numbers(v: &Value, path: &str, out: &mut Vec<(String, f64)>) {
 
 #[test]
 fn quick_bench_reports_every_section() {
-    let bin = rootemu_bin();
-    assert!(bin.exists(), "{} missing: run `cargo build -p rootemu` first (same CARGO_TARGET_DIR)", bin.display());
+    let bin = rootemu_bin().with_file_name("rootemu-bench");
+    assert!(bin.exists(), "{} missing: run `cargo build --workspace --bins` first (same CARGO_TARGET_DIR)", bin.display());
     let dir = std::env::temp_dir().join(format!("rootemu-bench-smoke-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("bench.json");
     let md = dir.join("bench.md");
     let out = Command::new(&bin)
-        .args(["bench", "--quick", "--rounds", "1", "--no-crate-build", "--json"])
+        .arg("--rootemu")
+        .arg(rootemu_bin())
+        .args(["--quick", "--rounds", "1", "--no-crate-build", "--json"])
         .arg(&json)
         .arg("--markdown")
         .arg(&md)
         .output()
         .unwrap();
-    assert!(out.status.success(), "rootemu bench failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "rootemu-bench failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let sections = report["sections"].as_object().expect("sections");
     for name in ["syscalls", "workloads", "startup", "build"] {

@@ -111,7 +111,7 @@ fn inputs(dir: &Path, id: &str, table: (&str, &str), policy: (&str, &str)) -> Pa
 /// `rootemu ARGS` in `dir`.
 fn cli(dir: &Path, args: &[&str]) -> Actual {
     let bin = rootemu_bin();
-    assert!(bin.exists(), "{} missing: run `cargo build -p rootemu` first (same CARGO_TARGET_DIR)", bin.display());
+    assert!(bin.exists(), "{} missing: run `cargo build -p rootemu-cli` first (same CARGO_TARGET_DIR)", bin.display());
     actual(&Command::new(bin).args(args).current_dir(dir).stdin(Stdio::null()).output().unwrap(), dir)
 }
 

@@ -189,7 +189,7 @@ fn shipped_tables_hold_independently_known_numbers() {
 
 fn rootemu(args: &[&str]) -> (i32, String, String) {
     let bin = rootemu_bin();
-    assert!(bin.exists(), "{} is missing: run `cargo build -p rootemu` (same CARGO_TARGET_DIR) first", bin.display());
+    assert!(bin.exists(), "{} is missing: run `cargo build -p rootemu-cli` (same CARGO_TARGET_DIR) first", bin.display());
     let o = Command::new(bin).args(args).current_dir(workspace()).output().unwrap();
     (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
 }

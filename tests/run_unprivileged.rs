@@ -2,7 +2,7 @@
 //!
 //! The test process runs as root; every `rootemu` invocation drops to the test user with
 //! `setpriv`. Each emulated call is also run with `--no-emulation` to show it really fails
-//! there, so the tests can fail. Build the binary first: `cargo build -p rootemu`.
+//! there, so the tests can fail. Build the binary first: `cargo build -p rootemu-cli`.
 
 use rootemu_tests::{need, need_path, rootemu_bin};
 use std::fs;
@@ -33,7 +33,7 @@ fn env() -> Option<&'static Env> {
         }
         let (uid, gid) = rootemu_tests::test_user()?;
         let built = rootemu_bin();
-        assert!(built.exists(), "{} missing: run `cargo build -p rootemu` first (same CARGO_TARGET_DIR)", built.display());
+        assert!(built.exists(), "{} missing: run `cargo build -p rootemu-cli` first (same CARGO_TARGET_DIR)", built.display());
         remove_stale_dirs();
         let dir = std::env::temp_dir().join(format!("rootemu-run-tests-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);

@@ -66,6 +66,20 @@ impl Filter {
         }
     }
 
+    /// Builds from `(name, text)` pairs as `rootemu::bundled_sources!()` gives them: every
+    /// top-level `*.yaml` is an ABI table, `policy` names the policy among them (e.g.
+    /// `policy/root-emulation.yaml`). Paths in errors are `tables/<name>`.
+    pub fn from_sources(sources: &[(&str, &str)], policy: &str, abis: &[String]) -> Result<Filter, Errors> {
+        let path = |name: &str| Path::new("tables").join(name);
+        let tables: Vec<(std::path::PathBuf, &str)> =
+            sources.iter().filter(|(name, _)| !name.contains('/')).map(|(name, text)| (path(name), *text)).collect();
+        let Some((_, policy_text)) = sources.iter().find(|(name, _)| *name == policy) else {
+            return Err(Errors::from(crate::diag::Diagnostic::bare(format!("no policy `{policy}` among the sources"))));
+        };
+        let tables: Vec<(&Path, &str)> = tables.iter().map(|(p, t)| (p.as_path(), *t)).collect();
+        Filter::from_texts(&tables, (&path(policy), policy_text), abis)
+    }
+
     /// The filters a binary chooses from by its Rust `target_arch` at compile time: one per
     /// group of [`Tables::by_rust_arch`] (that group's ABIs), and one over every ABI for
     /// targets no table names. Every program is verified and proved; all errors at once.

@@ -120,7 +120,7 @@ if [ -z "$rootemu_bin" ]; then
   rootemu_bin="${CARGO_TARGET_DIR:-$repo/target}/release/rootemu"
   if [ ! -x "$rootemu_bin" ]; then
     say "building rootemu (release)"
-    (cd "$repo" && cargo build --locked --release -p rootemu)
+    (cd "$repo" && cargo build --locked --release -p rootemu-cli)
   fi
 fi
 [ -x "$rootemu_bin" ] || die "no rootemu binary at $rootemu_bin"

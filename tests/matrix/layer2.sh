@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Cross-architecture matrix, layer 2: the Rust runtime cross-built for foreign targets
-# checks itself there (`rootemu selfcheck`, runtime/src/bin/rootemu/selfcheck.rs).
+# checks itself there (`rootemu selfcheck`, cli/src/selfcheck.rs).
 #
 # Usage: tests/matrix/layer2.sh [--no-install] [--no-build] [--dev|--release] [--only NAME,...] [--kernels NAME,...]
 #   NAME: aarch64 armv7 i686 ppc64le s390x (default: all)

@@ -1,6 +1,6 @@
 /*
  * /init of the layer-2 matrix initramfs: the cross-built `rootemu` checks itself on a
- * real foreign kernel (`rootemu selfcheck --install`, see runtime/src/bin/rootemu/selfcheck.rs).
+ * real foreign kernel (`rootemu selfcheck --install`, see cli/src/selfcheck.rs).
  *
  * Built statically with the target's cross gcc. pid 1 mounts devtmpfs, proc and a
  * tmpfs /tmp, opens /dev/console, forks a child that drops to 1000:1000 and execs

@@ -13,7 +13,7 @@ use std::time::Instant;
 pub(crate) const USER: &str = "rootemu-test";
 const PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
 
-/// The unprivileged user commands run as, and a world-readable copy of this binary.
+/// The unprivileged user commands run as, and a world-readable copy of the measured `rootemu`.
 pub(crate) struct Unpriv {
     pub(crate) uid: u32,
     pub(crate) gid: u32,
@@ -49,7 +49,7 @@ impl Unpriv {
         fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
         fs::set_permissions(&work, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
         let bin = work.join("rootemu");
-        let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+        let exe = super::rootemu_bin().to_path_buf();
         fs::copy(&exe, &bin).map_err(|e| format!("copying {}: {e}", exe.display()))?;
         fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
         Ok(Unpriv { uid: id("-u")?, gid: id("-g")?, work, bin, owned: true })

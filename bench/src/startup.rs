@@ -10,7 +10,7 @@ pub(crate) fn run(plan: Plan) -> Result<Section, String> {
         Ok(u) => (Some(u), true),
         Err(_) => (None, false),
     };
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let exe = super::rootemu_bin().to_path_buf();
     let interpreter = interpreter(&exe);
     let bin = u.as_ref().map_or(exe, |u| u.bin.clone()).to_string_lossy().into_owned();
     if !have("unshare") {

@@ -1,4 +1,4 @@
-//! `rootemu bench`: syscall overhead per filter layout, real workloads as an unprivileged
+//! `rootemu-bench`: syscall overhead per filter layout, real workloads as an unprivileged
 //! user against real root / `unshare -r` / fakeroot / proot, start-up, and build cost.
 //!
 //! Every comparison is made inside one run: variants are measured in rotated order over
@@ -11,19 +11,23 @@ mod startup;
 mod syscalls;
 mod workloads;
 
-use clap::Args;
+use clap::Parser;
 use report::{Json, Report};
 use std::path::PathBuf;
 
-/// Arguments of `rootemu bench`.
+/// Measure rootemu's syscall overhead, workloads and build cost side by side.
 ///
 /// Sections: `syscalls` (ns per raw syscall under each filter layout, in forked children),
 /// `workloads` (tar/dpkg-deb of a Debian package as the unprivileged user `rootemu-test`;
 /// needs root), `startup` (`rootemu run -- true` against `unshare -r true`), `build`
 /// (`Filter::build` in process, and cargo builds of a crate using the macro). Downloads go
 /// to `${ROOTEMU_CACHE:-$HOME/.cache/rootemu}/bench`.
-#[derive(Args)]
-pub(crate) struct BenchArgs {
+#[derive(Parser)]
+#[command(name = "rootemu-bench", version)]
+struct BenchArgs {
+    /// The `rootemu` binary measured (default: `rootemu` next to this program).
+    #[arg(long, value_name = "PATH")]
+    rootemu: Option<PathBuf>,
     /// A short run: fewer rounds and iterations (numbers are noisier).
     #[arg(long)]
     quick: bool,
@@ -52,10 +56,47 @@ pub(crate) struct Plan {
     pub(crate) crate_build: bool,
 }
 
+/// The `rootemu` binary measured; set once in [`main`].
+static ROOTEMU: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// The `rootemu` binary measured.
+pub(crate) fn rootemu_bin() -> &'static std::path::Path {
+    ROOTEMU.get().expect("set in main")
+}
+
+/// The bundled tables and policy, as the `rootemu` CLI has them.
+const BUNDLED: &[(&str, &str)] = rootemu::bundled_sources!();
+
+/// The filter from the bundled tables and root-emulation policy, compiled and proved now.
+pub(crate) fn bundled_filter() -> Result<rootemu_codegen::Filter, String> {
+    rootemu_codegen::Filter::from_sources(BUNDLED, "policy/root-emulation.yaml", &[]).map_err(|e| e.to_string())
+}
+
+fn main() -> std::process::ExitCode {
+    let args = BenchArgs::parse();
+    match run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            for line in e.lines() {
+                eprintln!("rootemu-bench: {line}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 const SECTIONS: [&str; 4] = ["syscalls", "workloads", "startup", "build"];
 
-/// Runs `rootemu bench`.
-pub(crate) fn main(args: BenchArgs) -> Result<u8, String> {
+/// Runs every section not skipped and writes the report.
+fn run(args: BenchArgs) -> Result<(), String> {
+    let bin = match args.rootemu.clone() {
+        Some(p) => p,
+        None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("rootemu"),
+    };
+    if !bin.is_file() {
+        return Err(format!("{}: no such file (build it with scripts/build, or pass --rootemu PATH)", bin.display()));
+    }
+    ROOTEMU.set(bin).expect("set once");
     for s in &args.skip {
         if !SECTIONS.contains(&s.as_str()) {
             return Err(format!("--skip {s}: unknown section (expected one of {})", SECTIONS.join(", ")));
@@ -68,7 +109,7 @@ pub(crate) fn main(args: BenchArgs) -> Result<u8, String> {
         let section = if args.skip.iter().any(|s| s == name) {
             Ok(report::Section::skipped(name, "skipped with --skip"))
         } else {
-            eprintln!("rootemu bench: {name}...");
+            eprintln!("rootemu-bench: {name}...");
             match name {
                 "syscalls" => syscalls::run(plan),
                 "workloads" => workloads::run(plan),
@@ -89,7 +130,7 @@ pub(crate) fn main(args: BenchArgs) -> Result<u8, String> {
         text.push('\n');
         std::fs::write(p, text).map_err(|e| format!("writing {}: {e}", p.display()))?;
     }
-    Ok(0)
+    Ok(())
 }
 
 /// Minimum and median of a sample.

@@ -65,7 +65,5 @@ pub(crate) fn bundled_files() -> (Vec<(PathBuf, &'static str)>, (PathBuf, &'stat
 
 /// The filter from the bundled tables and policy, compiled and proved now.
 pub(crate) fn bundled(abis: &[String]) -> Result<Filter, rootemu_codegen::Errors> {
-    let (files, (policy_path, policy_text)) = bundled_files();
-    let tables: Vec<(&Path, &str)> = files.iter().map(|(p, t)| (p.as_path(), *t)).collect();
-    Filter::from_texts(&tables, (&policy_path, policy_text), abis)
+    Filter::from_sources(BUNDLED, BUNDLED_POLICY, abis)
 }

@@ -45,7 +45,7 @@ fn to_sock(prog: &[Insn]) -> Vec<SockFilter> {
 }
 
 fn variants() -> Result<(Vec<Variant>, rootemu_codegen::Tables), String> {
-    let f = crate::inputs::bundled(&[]).map_err(|e| e.to_string())?;
+    let f = super::bundled_filter()?;
     let host = install::running_abi();
     let all = |prog: &[Insn]| -> Vec<(String, usize)> {
         f.tables.abis.iter().map(|a| (a.name.clone(), layout::cacheable_numbers(prog, a))).collect()

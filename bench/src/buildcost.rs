@@ -24,7 +24,7 @@ fn in_process(rounds: usize) -> Result<(Samples, usize, usize), String> {
     let mut abis = 0;
     for _ in 0..rounds {
         let t = Instant::now();
-        let f = crate::inputs::bundled(&[]).map_err(|e| e.to_string())?;
+        let f = super::bundled_filter()?;
         total.push(ms(t));
         insns = f.program.len();
         abis = f.tables.abis.len();

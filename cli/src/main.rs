@@ -1,6 +1,5 @@
 //! The `rootemu` command line: tables, filters, and running commands under root emulation.
 
-mod bench;
 mod filter;
 mod inputs;
 mod inspect;
@@ -31,8 +30,6 @@ enum Command {
     Run(run::RunArgs),
     /// Find, decode and check the filters embedded in an ELF binary.
     Inspect(inspect::InspectArgs),
-    /// Measure syscall overhead, workloads and build cost side by side.
-    Bench(bench::BenchArgs),
     /// Check this binary's embedded filter against the machine it runs on (for cross builds).
     Selfcheck(selfcheck::SelfcheckArgs),
 }
@@ -44,7 +41,6 @@ fn main() -> ExitCode {
         Command::Filter(c) => filter::main(c),
         Command::Run(a) => run::main(a),
         Command::Inspect(a) => inspect::main(a),
-        Command::Bench(a) => bench::main(a),
         Command::Selfcheck(a) => selfcheck::main(a),
     };
     match result {
