@@ -30,8 +30,13 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "SRC:DST")]
     bind: Vec<String>,
     /// Do not install the root-emulation filter (namespaces only, like `unshare -r`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "consistent")]
     no_emulation: bool,
+    /// Consistent root emulation: chown, chmod, device mknod, stat and xattr calls go to a
+    /// supervisor that records what root did with the files and shows it back (slower;
+    /// see docs/consistent.md).
+    #[arg(long)]
+    consistent: bool,
     /// Do not supply the apt sandbox configuration inside --root.
     #[arg(long)]
     no_apt_hook: bool,
@@ -58,7 +63,11 @@ pub(crate) fn main(args: RunArgs) -> Result<u8, String> {
     let opts = LaunchOptions {
         root: args.root,
         binds,
-        filter: if args.no_emulation { None } else { Some(emulation_filter()) },
+        filter: match (args.no_emulation, args.consistent) {
+            (true, _) => None,
+            (false, true) => Some(consistent_filter()?),
+            (false, false) => Some(emulation_filter()),
+        },
         apt_hook: !args.no_apt_hook,
         debug: args.debug,
         command: args.command,
@@ -77,4 +86,11 @@ pub(crate) fn main(args: RunArgs) -> Result<u8, String> {
 /// (x86_64, x32 and i386 for an x86 build), generated and verified at compile time.
 pub(crate) fn emulation_filter() -> rootemu::Filter {
     rootemu::root_emulation!()
+}
+
+/// The bundled consistent-mode filter for the ABIs this binary's kernel can deliver, or
+/// why this build has none (an ABI without the struct layouts it needs).
+fn consistent_filter() -> Result<rootemu::Filter, String> {
+    const FILTER: Result<rootemu::Filter, &str> = rootemu::consistent_emulation!();
+    FILTER.map_err(|e| format!("--consistent is not available in this build: {}", e.lines().next().unwrap_or(e)))
 }

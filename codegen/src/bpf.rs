@@ -134,6 +134,9 @@ pub enum Action {
     Log,
     /// Notify a ptrace tracer.
     Trace(u16),
+    /// Hand the call to the user-space supervisor holding the filter's listener
+    /// (`SECCOMP_RET_USER_NOTIF`, Linux 5.0), which answers it.
+    Notify,
 }
 
 impl Action {
@@ -147,6 +150,7 @@ impl Action {
             Action::Trap => 0x0003_0000,
             Action::Log => 0x7ffc_0000,
             Action::Trace(d) => 0x7ff0_0000 | u32::from(d),
+            Action::Notify => 0x7fc0_0000,
         }
     }
 
@@ -161,12 +165,13 @@ impl Action {
             0x0003_0000 if data == 0 => Action::Trap,
             0x7ffc_0000 if data == 0 => Action::Log,
             0x7ff0_0000 => Action::Trace(data),
+            0x7fc0_0000 if data == 0 => Action::Notify,
             _ => return None,
         })
     }
 
     /// Parses `allow`, `fake_success` (= `errno 0`), `errno N`, `kill_process`,
-    /// `kill_thread`, `trap`, `log`, `trace N`.
+    /// `kill_thread`, `trap`, `log`, `trace N`, `notify`.
     pub fn parse(s: &str) -> Option<Action> {
         let mut words = s.split_whitespace();
         let head = words.next()?;
@@ -184,6 +189,7 @@ impl Action {
             ("trap", None) => Action::Trap,
             ("log", None) => Action::Log,
             ("trace", Some(_)) => Action::Trace(num(arg)?),
+            ("notify", None) => Action::Notify,
             _ => return None,
         })
     }
@@ -199,6 +205,7 @@ impl fmt::Display for Action {
             Action::Trap => f.write_str("TRAP"),
             Action::Log => f.write_str("LOG"),
             Action::Trace(d) => write!(f, "TRACE({d})"),
+            Action::Notify => f.write_str("USER_NOTIF"),
         }
     }
 }
@@ -218,6 +225,7 @@ mod tests {
             Action::Trap,
             Action::Log,
             Action::Trace(7),
+            Action::Notify,
         ] {
             assert_eq!(Action::from_ret(a.to_ret()), Some(a));
         }

@@ -113,6 +113,10 @@ pub fn oci(f: &Filter) -> Result<(String, Vec<String>), Errors> {
                 errors.push(at("a trace action has no OCI form (its message value cannot be given)".to_string()));
                 continue;
             }
+            Action::Notify => {
+                errors.push(at("a notify action needs rootemu's supervisor, which an OCI runtime does not run".to_string()));
+                continue;
+            }
         };
         let names: Vec<&str> = rule.syscalls.iter().map(String::as_str).filter(|n| known(n)).collect();
         if names.is_empty() {
@@ -151,6 +155,10 @@ pub fn oci(f: &Filter) -> Result<(String, Vec<String>), Errors> {
         Action::Trace(_) => {
             errors.push(Diagnostic::at(file, None, "a trace default action has no OCI form"));
             "SCMP_ACT_TRACE"
+        }
+        Action::Notify => {
+            errors.push(Diagnostic::at(file, None, "a notify default action has no OCI form"));
+            "SCMP_ACT_NOTIFY"
         }
     };
     let mut value = json!({

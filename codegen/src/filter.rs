@@ -2,6 +2,7 @@
 
 use crate::bpf::Insn;
 use crate::diag::Errors;
+use crate::notify::{self, Notified};
 use crate::policy::Policy;
 use crate::proof::{self, Proof};
 use crate::table::Tables;
@@ -30,6 +31,9 @@ pub struct Filter {
     pub program: Vec<Insn>,
     /// What the proof checked.
     pub proof: Proof,
+    /// The syscalls the program hands to a supervisor (`notify`), per ABI; empty when
+    /// the policy notifies nothing.
+    pub notified: Vec<Notified>,
 }
 
 /// The result of [`Filter::build_per_target`].
@@ -39,6 +43,15 @@ pub struct PerTarget {
     pub groups: Vec<(Vec<String>, Filter)>,
     /// Every ABI: for a `target_arch` that no group names.
     pub all: Filter,
+}
+
+/// The result of [`Filter::build_groups`].
+#[derive(Debug)]
+pub struct Groups {
+    /// `(Rust target_arch values, the filter over the ABIs their kernels deliver, or why not)`.
+    pub groups: Vec<(Vec<String>, Result<Filter, Errors>)>,
+    /// Every ABI, or why not.
+    pub all: Result<Filter, Errors>,
 }
 
 impl Filter {
@@ -67,12 +80,15 @@ impl Filter {
     }
 
     /// Builds from `(name, text)` pairs as `rootemu::bundled_sources!()` gives them: every
-    /// top-level `*.yaml` is an ABI table, `policy` names the policy among them (e.g.
+    /// top-level `*.yaml` is an ABI table, `shared/*.yaml` the shared facts, `policy` names the policy among them (e.g.
     /// `policy/root-emulation.yaml`). Paths in errors are `tables/<name>`.
     pub fn from_sources(sources: &[(&str, &str)], policy: &str, abis: &[String]) -> Result<Filter, Errors> {
         let path = |name: &str| Path::new("tables").join(name);
-        let tables: Vec<(std::path::PathBuf, &str)> =
-            sources.iter().filter(|(name, _)| !name.contains('/')).map(|(name, text)| (path(name), *text)).collect();
+        let tables: Vec<(std::path::PathBuf, &str)> = sources
+            .iter()
+            .filter(|(name, _)| !name.contains('/') || name.starts_with("shared/"))
+            .map(|(name, text)| (path(name), *text))
+            .collect();
         let Some((_, policy_text)) = sources.iter().find(|(name, _)| *name == policy) else {
             return Err(Errors::from(crate::diag::Diagnostic::bare(format!("no policy `{policy}` among the sources"))));
         };
@@ -96,12 +112,36 @@ impl Filter {
         errors.into_result(PerTarget { groups, all })
     }
 
+    /// Like [`Filter::build_per_target`], but one group failing does not fail the others:
+    /// `Err` only when the inputs do not load; each group (and the all-ABI filter) carries
+    /// its own result. For policies some ABIs cannot serve (consistent mode needs struct
+    /// layouts), so that a binary fails at run time on those, not at build time on all.
+    pub fn build_groups(inputs: &Inputs) -> Result<Groups, Errors> {
+        let tables = Tables::load_dir(inputs.tables)?;
+        let policy = Policy::load(inputs.policy, &tables);
+        let selected = if inputs.abis.is_empty() { Ok(tables) } else { tables.select(inputs.abis) };
+        let (policy, tables) = match (policy, selected) {
+            (Ok(p), Ok(t)) => (p, t),
+            (p, t) => return Err(Errors(p.err().into_iter().chain(t.err()).flat_map(|e| e.0).collect())),
+        };
+        let groups = tables
+            .by_rust_arch()
+            .into_iter()
+            .map(|(arches, abis)| {
+                let f = tables.select(&abis).and_then(|t| Filter::from_parts(t, policy.clone()));
+                (arches, f)
+            })
+            .collect();
+        Ok(Groups { groups, all: Filter::from_parts(tables, policy) })
+    }
+
     /// Compiles, verifies and proves already loaded inputs.
     pub fn from_parts(tables: Tables, policy: Policy) -> Result<Filter, Errors> {
         let program = compile::compile(&tables, &policy)?;
         verifier::verify(&program)?;
         let proof = proof::prove(&program, &tables, &policy)?;
-        Ok(Filter { tables, policy, program, proof })
+        let notified = notify::plan(&tables, &policy)?;
+        Ok(Filter { tables, policy, program, proof, notified })
     }
 
     /// The symbolic listing.

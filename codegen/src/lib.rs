@@ -10,8 +10,10 @@ pub mod filter;
 pub mod import;
 pub mod layout;
 pub mod matrix;
+pub mod notify;
 pub mod policy;
 pub mod proof;
+pub mod shared;
 pub mod sim;
 pub mod table;
 pub mod verifier;
@@ -19,6 +21,6 @@ mod yaml;
 
 pub use bpf::{Action, Insn};
 pub use diag::{Diagnostic, Errors};
-pub use filter::{Filter, Inputs, PerTarget};
+pub use filter::{Filter, Groups, Inputs, PerTarget};
 pub use policy::Policy;
 pub use table::{Abi, Endian, Tables};

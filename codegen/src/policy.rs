@@ -158,7 +158,9 @@ fn validate(path: &Path, f: PolicyFile, lines: &Lines, tables: &Tables) -> Resul
             errors.push(Diagnostic::at(
                 path,
                 line,
-                format!("unknown action `{s}` (expected allow, fake_success, errno N, kill_process, kill_thread, trap, log or trace N)"),
+                format!(
+                    "unknown action `{s}` (expected allow, fake_success, errno N, kill_process, kill_thread, trap, log, trace N or notify)"
+                ),
             ));
             Action::Allow
         })
@@ -293,7 +295,7 @@ rules:
         let err = Policy::parse(Path::new("p.yaml"), text, &tables()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "p.yaml:4: unknown action `alow` (expected allow, fake_success, errno N, kill_process, kill_thread, trap, log or trace N)\np.yaml:4: syscall `chwon` exists on no ABI in the tables (did you mean `chown`?)"
+            "p.yaml:4: unknown action `alow` (expected allow, fake_success, errno N, kill_process, kill_thread, trap, log, trace N or notify)\np.yaml:4: syscall `chwon` exists on no ABI in the tables (did you mean `chown`?)"
         );
     }
 

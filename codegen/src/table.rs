@@ -1,6 +1,7 @@
 //! ABI syscall tables: one YAML file per ABI, loaded and validated.
 
 use crate::diag::{Diagnostic, Errors};
+use crate::shared::Shared;
 use crate::yaml::{self, Lines};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -116,6 +117,8 @@ pub(crate) struct AbiFile {
     rust_arches: Vec<String>,
     #[serde(default)]
     oci_arch: Option<String>,
+    #[serde(default)]
+    structs: BTreeMap<String, String>,
     nr_base: u32,
     nr_limit: u32,
     import: ImportRecipe,
@@ -124,6 +127,8 @@ pub(crate) struct AbiFile {
     syscalls: BTreeMap<String, u32>,
     #[serde(default)]
     unimplemented: Vec<String>,
+    #[serde(default)]
+    id16: Vec<String>,
 }
 
 /// A validated ABI: its AUDIT_ARCH facts and every syscall name -> number.
@@ -151,6 +156,9 @@ pub struct Abi {
     /// The architecture's name in an OCI runtime spec's `linux.seccomp.architectures`
     /// (libseccomp's, e.g. `SCMP_ARCH_X86_64`); `None` when the spec has none.
     pub oci_arch: Option<String>,
+    /// C struct name -> the name of its layout in `shared/struct-layouts.yaml`, for the
+    /// structs consistent mode writes (`stat`, `stat64`, ...; universal ones need no entry).
+    pub structs: BTreeMap<String, String>,
     /// Added to each table number to get what seccomp sees.
     pub nr_base: u32,
     /// Every table number is below this.
@@ -163,6 +171,8 @@ pub struct Abi {
     pub syscalls: BTreeMap<String, u32>,
     /// Names numbered in the kernel table without an entry point.
     pub unimplemented: Vec<String>,
+    /// Names whose entry point takes 16-bit user and group ids (the kernel's `sys_*16`).
+    pub id16: Vec<String>,
     /// The file this ABI was loaded from.
     pub file: PathBuf,
     pub(crate) lines: Lines,
@@ -216,20 +226,37 @@ pub fn derive_audit_arch(elf_machine: u32, bits: u32, endian: Endian, convention
 pub struct Tables {
     /// The ABIs, sorted by name.
     pub abis: Vec<Abi>,
+    /// The facts shared by ABIs (`shared/`): syscall signatures and struct layouts.
+    pub shared: Shared,
 }
 
 impl Tables {
-    /// Loads and validates every `*.yaml` file of `dir` (not its subdirectories).
+    /// Loads and validates every `*.yaml` file of `dir` (not its subdirectories), and the
+    /// shared files `shared/syscall-args.yaml` and `shared/struct-layouts.yaml` if present.
     pub fn load_dir(dir: &Path) -> Result<Tables, Errors> {
-        let texts = read_dir_texts(dir)?;
+        let mut texts = read_dir_texts(dir)?;
+        for name in [crate::shared::SIGNATURES_FILE, crate::shared::LAYOUTS_FILE] {
+            let p = dir.join(name);
+            match std::fs::read_to_string(&p) {
+                Ok(t) => texts.push((p, t)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Diagnostic::at(&p, None, format!("cannot read: {e}")).into()),
+            }
+        }
         Tables::parse(texts.iter().map(|(f, t)| (f.as_path(), t.as_str())))
     }
 
-    /// Parses and validates ABI files given as (path, text); all errors at once.
+    /// Parses and validates ABI files given as (path, text), and the shared files among
+    /// them (a path whose directory is `shared`); all errors at once.
     pub fn parse<'a>(files: impl IntoIterator<Item = (&'a Path, &'a str)>) -> Result<Tables, Errors> {
         let mut errors = Errors::default();
         let mut abis = Vec::new();
+        let mut shared = Shared::default();
         for (path, text) in files {
+            if Shared::is_shared_file(path) {
+                shared.add(path, text, &mut errors);
+                continue;
+            }
             match yaml::parse::<AbiFile>(path, text) {
                 Ok(p) => abis.push(validate_abi(path, p.value, p.lines, &mut errors)),
                 Err(e) => errors.0.extend(e.0),
@@ -237,7 +264,8 @@ impl Tables {
         }
         abis.sort_by(|a, b| a.name.cmp(&b.name));
         check_across(&abis, &mut errors);
-        errors.into_result(Tables { abis })
+        check_structs(&abis, &shared, &mut errors);
+        errors.into_result(Tables { abis, shared })
     }
 
     /// The ABI called `name`.
@@ -257,7 +285,7 @@ impl Tables {
             }
         }
         abis.sort_by(|a, b| a.name.cmp(&b.name));
-        errors.into_result(Tables { abis })
+        errors.into_result(Tables { abis, shared: self.shared.clone() })
     }
 
     /// The syscall name that `(audit_arch, nr)` denotes, with its ABI.
@@ -421,6 +449,15 @@ fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> A
             ));
         }
     }
+    for name in &f.id16 {
+        if !f.syscalls.contains_key(name) {
+            errors.push(Diagnostic::at(
+                path,
+                lines.word_in("id16", name).or(at("id16")),
+                format!("ABI `{}`: id16 syscall `{name}` is not in `syscalls`", f.abi),
+            ));
+        }
+    }
     for name in &f.unimplemented {
         if !f.syscalls.contains_key(name) {
             errors.push(Diagnostic::at(
@@ -440,14 +477,38 @@ fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> A
         audit_le_bit: f.audit_le_bit,
         rust_arches: f.rust_arches,
         oci_arch: f.oci_arch,
+        structs: f.structs,
         nr_base: f.nr_base,
         nr_limit: f.nr_limit,
         import: f.import,
         source: f.source,
         syscalls: f.syscalls,
         unimplemented: f.unimplemented,
+        id16: f.id16,
         file: path.to_path_buf(),
         lines,
+    }
+}
+
+/// Each ABI's `structs` names a layout of that struct in the shared layouts.
+fn check_structs(abis: &[Abi], shared: &Shared, errors: &mut Errors) {
+    for a in abis {
+        for (st, layout) in &a.structs {
+            let line = a.lines.word_in("structs", st).or(Some(a.lines.key_line("structs")));
+            let problem = match shared.layouts.get(layout) {
+                None => {
+                    let mut m = format!("no layout `{layout}` in {}", crate::shared::LAYOUTS_FILE);
+                    if let Some(s) = crate::diag::did_you_mean(layout, shared.layouts.keys().map(String::as_str)) {
+                        m.push_str(&format!(" (did you mean `{s}`?)"));
+                    }
+                    m
+                }
+                Some(l) if l.struct_name != *st => format!("layout `{layout}` is of struct `{}`", l.struct_name),
+                Some(l) if l.universal => format!("layout `{layout}` is universal: leave `{st}` out"),
+                Some(_) => continue,
+            };
+            errors.push(Diagnostic::at(&a.file, line, format!("ABI `{}`: struct `{st}`: {problem}", a.name)));
+        }
     }
 }
 

@@ -19,7 +19,12 @@ fn bundled_dir() -> PathBuf {
 impl Args {
     /// The bundled policy and tables, every ABI.
     pub(crate) fn bundled() -> Args {
-        Args { tables: bundled_dir(), policy: bundled_dir().join("policy/root-emulation.yaml"), abis: Vec::new() }
+        Args::bundled_policy("root-emulation.yaml")
+    }
+
+    /// A bundled policy (a file of `tables/policy/`) over the bundled tables, every ABI.
+    pub(crate) fn bundled_policy(file: &str) -> Args {
+        Args { tables: bundled_dir(), policy: bundled_dir().join("policy").join(file), abis: Vec::new() }
     }
 }
 

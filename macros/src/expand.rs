@@ -2,7 +2,7 @@
 
 use crate::args::Args;
 use proc_macro2::{Literal, TokenStream};
-use quote::quote;
+use quote::{format_ident, quote};
 use rootemu_codegen::{Errors, Filter, Inputs};
 use std::path::PathBuf;
 
@@ -20,7 +20,7 @@ pub(crate) fn expand(args: &Args) -> TokenStream {
         Err(errors) => {
             let errs = compile_errors(&errors);
             // A value of the right type after the errors keeps rustc from adding its own.
-            quote! {{ #deps #errs ::rootemu::Filter { policy: "", program: &[], abis: &[] } }}
+            quote! {{ #deps #errs ::rootemu::Filter { policy: "", program: &[], abis: &[], notified: &[] } }}
         }
     }
 }
@@ -35,7 +35,7 @@ pub(crate) fn expand_per_target(args: &Args) -> TokenStream {
         Ok(per) => per,
         Err(errors) => {
             let errs = compile_errors(&errors);
-            return quote! {{ #deps #errs ::rootemu::Filter { policy: "", program: &[], abis: &[] } }};
+            return quote! {{ #deps #errs ::rootemu::Filter { policy: "", program: &[], abis: &[], notified: &[] } }};
         }
     };
     let mut named = Vec::new();
@@ -51,6 +51,49 @@ pub(crate) fn expand_per_target(args: &Args) -> TokenStream {
         #(#arms)*
         #[cfg(not(any(#(target_arch = #named),*)))]
         let filter = { #rest };
+        filter
+    }}
+}
+
+/// Like [`expand_per_target`], as a `Result<rootemu::Filter, &'static str>`: a target family
+/// whose filter cannot be built (consistent mode on an ABI without struct layouts) gets
+/// `Err` with the reason, at run time; input errors are still compile errors.
+pub(crate) fn expand_per_target_result(args: &Args) -> TokenStream {
+    let deps = tracked_files(args);
+    let built = Filter::build_groups(&Inputs { tables: &args.tables, policy: &args.policy, abis: &args.abis });
+    let per = match built {
+        Ok(per) => per,
+        Err(errors) => {
+            let errs = compile_errors(&errors);
+            return quote! {{ #deps #errs ::core::result::Result::<::rootemu::Filter, &'static str>::Err("") }};
+        }
+    };
+    let result = |f: &Result<Filter, Errors>| match f {
+        Ok(f) => {
+            let body = emit(f);
+            quote! { ::core::result::Result::<::rootemu::Filter, &'static str>::Ok({ #body }) }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            quote! { ::core::result::Result::<::rootemu::Filter, &'static str>::Err(#msg) }
+        }
+    };
+    let mut named = Vec::new();
+    let arms: Vec<TokenStream> = per
+        .groups
+        .iter()
+        .map(|(arches, f)| {
+            named.extend(arches.iter().cloned());
+            let body = result(f);
+            quote! { #[cfg(any(#(target_arch = #arches),*))] let filter = #body; }
+        })
+        .collect();
+    let rest = result(&per.all);
+    quote! {{
+        #deps
+        #(#arms)*
+        #[cfg(not(any(#(target_arch = #named),*)))]
+        let filter = #rest;
         filter
     }}
 }
@@ -84,6 +127,7 @@ fn emit(f: &Filter) -> TokenStream {
     let m = meta.len();
     let meta = Literal::byte_string(&meta);
     let policy = &f.policy.name;
+    let notified = f.notified.iter().map(notified);
     quote! {
         #[unsafe(link_section = #SECTION)]
         #[used]
@@ -94,7 +138,45 @@ fn emit(f: &Filter) -> TokenStream {
             program: [#(#insns),*],
             meta: *#meta,
         };
-        ::rootemu::Filter { policy: #policy, program: &ROOTEMU_EMBEDDED.program, abis: &[#(#abis),*] }
+        ::rootemu::Filter { policy: #policy, program: &ROOTEMU_EMBEDDED.program, abis: &[#(#abis),*], notified: &[#(#notified),*] }
+    }
+}
+
+/// The runtime enum variant named like a codegen one.
+fn variant(v: &impl std::fmt::Debug) -> proc_macro2::Ident {
+    format_ident!("{}", format!("{v:?}"))
+}
+
+/// One `rootemu::notified::Notified` entry (codegen's enums map onto the runtime's by name).
+fn notified(n: &rootemu_codegen::notify::Notified) -> TokenStream {
+    let (arch, nr, abi, name) = (n.audit_arch, n.nr, &n.abi, &n.name);
+    let op = variant(&n.signature.op);
+    let args = n.signature.args.iter().map(variant);
+    let (nofollow, id16, big) = (n.signature.nofollow, n.id16, n.endian == rootemu_codegen::Endian::Big);
+    let layout = match &n.layout {
+        None => quote! { None },
+        Some(l) => {
+            let (lname, size) = (&l.name, l.size);
+            let max = match l.max_size {
+                Some(m) => quote! { Some(#m) },
+                None => quote! { None },
+            };
+            let fields = l.fields.iter().map(|f| {
+                let kind = variant(&f.kind);
+                let enc = variant(&f.encode);
+                let (at, sz) = (f.at, f.size);
+                quote! { ::rootemu::notified::Field { kind: ::rootemu::notified::FieldKind::#kind, at: #at, size: #sz, encode: ::rootemu::notified::Encode::#enc } }
+            });
+            quote! { Some(&::rootemu::notified::Layout { name: #lname, size: #size, max_size: #max, fields: &[#(#fields),*] }) }
+        }
+    };
+    quote! {
+        ::rootemu::notified::Notified {
+            audit_arch: #arch, nr: #nr, abi: #abi, name: #name,
+            op: ::rootemu::notified::Op::#op,
+            args: &[#(::rootemu::notified::Role::#args),*],
+            nofollow: #nofollow, id16: #id16, layout: #layout, big_endian: #big,
+        }
     }
 }
 
@@ -114,6 +196,12 @@ fn input_files(args: &Args) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&args.tables)
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "yaml")).collect())
         .unwrap_or_default();
+    for name in [rootemu_codegen::shared::SIGNATURES_FILE, rootemu_codegen::shared::LAYOUTS_FILE] {
+        let p = args.tables.join(name);
+        if p.is_file() {
+            files.push(p);
+        }
+    }
     files.sort();
     files.push(args.policy.clone());
     files

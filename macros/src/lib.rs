@@ -29,6 +29,21 @@ pub fn root_emulation(input: TokenStream) -> TokenStream {
     expand::expand_per_target(&args::Args::bundled()).into()
 }
 
+/// The bundled consistent-mode policy (`tables/policy/consistent.yaml`: chown, chmod,
+/// device mknod, stat and xattr calls go to a supervisor) over the ABIs a kernel running
+/// the binary can deliver, as a `Result<rootemu::Filter, &'static str>`: `Err` names why
+/// (an ABI of the target without the struct layouts consistent mode needs).
+///
+/// `rootemu::consistent_emulation!()`
+#[proc_macro]
+pub fn consistent_emulation(input: TokenStream) -> TokenStream {
+    let input = proc_macro2::TokenStream::from(input);
+    if !input.is_empty() {
+        return syn::Error::new_spanned(input, "consistent_emulation!() takes no arguments").to_compile_error().into();
+    }
+    expand::expand_per_target_result(&args::Args::bundled_policy("consistent.yaml")).into()
+}
+
 /// A filter from a policy, tables and ABIs of the caller's choice.
 ///
 /// `rootemu::filter!(policy = "policy.yaml", tables = "tables", abis = [x86_64, i386])`:

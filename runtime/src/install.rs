@@ -40,7 +40,7 @@ pub enum InstallError {
     NotActive {
         /// The running ABI.
         abi: &'static str,
-        /// The probe, e.g. `fchown(-1, 0, 0)`.
+        /// The probe, `fchown(-1, 0x72656d75, 0x72656d75)`.
         probe: &'static str,
         /// What it returned: errno, or 0 meaning success.
         errno: i32,
@@ -142,6 +142,29 @@ pub const fn running_abi() -> &'static str {
 /// The filter stays for the life of the thread (or process, with `tsync`) and is
 /// inherited across `fork` and `execve`.
 pub fn install(program: &[SockFilter], opts: InstallOptions) -> Result<(), InstallError> {
+    let flags: libc::c_ulong = if opts.tsync { libc::SECCOMP_FILTER_FLAG_TSYNC as libc::c_ulong } else { 0 };
+    set_mode_filter(program, flags, true).map(drop)
+}
+
+/// Like [`install`] (without TSYNC), for a program that hands calls to a supervisor
+/// (`notify`): returns the filter's listener fd (`SECCOMP_FILTER_FLAG_NEW_LISTENER`), for
+/// the supervisor to hold. Waiting callers stay killable where the kernel can
+/// (`SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`, Linux 5.19). No `prctl` fallback: a kernel
+/// without `seccomp(2)` has no user notification either.
+pub fn install_with_listener(program: &[SockFilter]) -> Result<std::os::fd::OwnedFd, InstallError> {
+    use std::os::fd::FromRawFd;
+    let listener = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as libc::c_ulong;
+    let rc = match set_mode_filter(program, listener | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV as libc::c_ulong, false) {
+        // Before 5.19 the flag is unknown: install without it.
+        Err(InstallError::Seccomp(libc::EINVAL)) => set_mode_filter(program, listener, false)?,
+        r => r?,
+    };
+    // SAFETY: with NEW_LISTENER, seccomp(2) returns a new fd that we now own.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(rc as i32) })
+}
+
+/// `PR_SET_NO_NEW_PRIVS`, then `seccomp(SECCOMP_SET_MODE_FILTER, flags)`; its return value.
+fn set_mode_filter(program: &[SockFilter], flags: libc::c_ulong, prctl_fallback: bool) -> Result<i64, InstallError> {
     if program.is_empty() || program.len() > 4096 {
         return Err(InstallError::BadLength(program.len()));
     }
@@ -156,20 +179,19 @@ pub fn install(program: &[SockFilter], opts: InstallOptions) -> Result<(), Insta
         // SockFilter is #[repr(C)] with the same layout as struct sock_filter.
         filter: program.as_ptr() as *mut libc::sock_filter,
     };
-    let flags: libc::c_ulong = if opts.tsync { libc::SECCOMP_FILTER_FLAG_TSYNC as libc::c_ulong } else { 0 };
     // SAFETY: fprog points to `program`, which outlives the call; the kernel copies it.
     let rc = unsafe {
         libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER as libc::c_ulong, flags, &fprog as *const libc::sock_fprog)
     };
-    if rc == 0 {
-        return Ok(());
-    }
-    if rc > 0 {
-        // TSYNC: the id of the thread that could not be synchronised.
-        return Err(InstallError::TsyncThread(rc as i64));
+    if rc >= 0 {
+        if rc > 0 && flags & libc::SECCOMP_FILTER_FLAG_TSYNC as libc::c_ulong != 0 {
+            // TSYNC: the id of the thread that could not be synchronised.
+            return Err(InstallError::TsyncThread(rc as i64));
+        }
+        return Ok(rc as i64);
     }
     let e = last_errno();
-    if e != libc::ENOSYS {
+    if e != libc::ENOSYS || !prctl_fallback {
         return Err(InstallError::Seccomp(e));
     }
     // SAFETY: as above; prctl(PR_SET_SECCOMP) takes the program pointer as its third argument.
@@ -185,12 +207,14 @@ pub fn install(program: &[SockFilter], opts: InstallOptions) -> Result<(), Insta
     if rc != 0 {
         return Err(InstallError::PrctlFallback(last_errno()));
     }
-    Ok(())
+    Ok(0)
 }
 
 /// Proves that `filter` emulates root for the running ABI: checks that the filter has
-/// a branch for it, then issues `fchown(-1, 0, 0)`, which fails with EBADF unless faked.
-/// Call it after [`install`].
+/// a branch for it, then issues `fchown(-1, PROBE_ID, PROBE_ID)`, which fails with EBADF
+/// unless faked (root emulation) or answered by a supervisor (consistent mode, which
+/// answers exactly this probe with 0). Call it after [`install`] (with a supervisor: once
+/// it holds the listener).
 pub fn self_test(filter: &Filter) -> Result<(), InstallError> {
     let abi = running_abi();
     if !filter.abis.iter().any(|a| a.name == abi) {
@@ -199,11 +223,14 @@ pub fn self_test(filter: &Filter) -> Result<(), InstallError> {
     probe_active(abi)
 }
 
-/// Issues the probe `fchown(-1, 0, 0)` and reports whether it was faked.
+/// The ids of the self-test probe `fchown(-1, PROBE_ID, PROBE_ID)`.
+pub const PROBE_ID: u32 = 0x7265_6d75;
+
+/// Issues the probe and reports whether it was faked or answered.
 fn probe_active(abi: &'static str) -> Result<(), InstallError> {
-    const PROBE: &str = "fchown(-1, 0, 0)";
+    const PROBE: &str = "fchown(-1, 0x72656d75, 0x72656d75)";
     // SAFETY: fchown on an invalid descriptor touches nothing.
-    let rc = unsafe { libc::fchown(-1, 0, 0) };
+    let rc = unsafe { libc::fchown(-1, PROBE_ID, PROBE_ID) };
     if rc == 0 { Ok(()) } else { Err(InstallError::NotActive { abi, probe: PROBE, errno: last_errno() }) }
 }
 
@@ -336,7 +363,7 @@ mod tests {
         static ABIS: [crate::AbiInfo; 1] = [crate::AbiInfo { name: "x86_64", audit_arch: 0xc000_003e, kernel: "test" }];
         let code = in_child(|| {
             let prog = tiny_fchown_filter();
-            let filter = Filter { policy: "test", program: Box::leak(prog.into_boxed_slice()), abis: &ABIS };
+            let filter = Filter { policy: "test", program: Box::leak(prog.into_boxed_slice()), abis: &ABIS, notified: &[] };
             // Before: the probe fails with EBADF.
             match probe_active("x86_64") {
                 Err(InstallError::NotActive { errno: libc::EBADF, .. }) => {}
@@ -358,7 +385,7 @@ mod tests {
     fn self_test_names_an_uncovered_abi() {
         static ABIS: [crate::AbiInfo; 1] = [crate::AbiInfo { name: "aarch64", audit_arch: 0xc000_00b7, kernel: "test" }];
         static PROG: [SockFilter; 1] = [SockFilter { code: 0x06, jt: 0, jf: 0, k: 0x7fff_0000 }];
-        let filter = Filter { policy: "test", program: &PROG, abis: &ABIS };
+        let filter = Filter { policy: "test", program: &PROG, abis: &ABIS, notified: &[] };
         let e = self_test(&filter).unwrap_err();
         assert_eq!(e, InstallError::AbiNotCovered { abi: "x86_64", covered: vec!["aarch64"] });
         assert!(e.to_string().contains("running ABI x86_64"), "{e}");

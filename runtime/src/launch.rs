@@ -21,10 +21,11 @@
 
 use crate::Filter;
 use crate::install::{self, InstallOptions, errno_text};
+use crate::supervisor::spawn::{send_fd, spawn_handler};
 use std::ffi::CString;
 use std::fs;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -184,13 +185,25 @@ pub fn run(opts: &LaunchOptions) -> Result<Outcome, LaunchError> {
     }
 
     create_user_namespace(uid, gid, opts.debug)?;
+    // Consistent mode: the handler is forked now, in the user namespace but before the PID
+    // namespace, so that it sees callers by their host pids in the host's /proc.
+    let handler = match opts.filter.as_ref().filter(|f| !f.notified.is_empty()) {
+        Some(f) => Some(spawn_handler(f.notified).map_err(|e| setup(format!("starting the consistent-mode supervisor failed: {e}")))?),
+        None => None,
+    };
+    let listener_to = handler.as_ref().map(|h| h.socket.as_raw_fd());
     let Some(root) = root else {
-        // Nothing to supervise: like `unshare -r`, this process becomes the command (with a
-        // private mount namespace only when there is something to bind).
         if !opts.binds.is_empty() {
             build_mount_namespace(opts, None, None)?;
         }
-        return Err(exec_command(opts, &argv));
+        let Some(handler) = handler else {
+            // Nothing to supervise: like `unshare -r`, this process becomes the command (with
+            // a private mount namespace only when there is something to bind).
+            return Err(exec_command(opts, &argv, None));
+        };
+        let r = fork_command_and_wait(opts, &argv, listener_to);
+        handler.stop();
+        return r;
     };
     // Children of this process are created in a new PID namespace, for a fresh /proc.
     // SAFETY: unshare with a flag constant.
@@ -202,7 +215,10 @@ pub fn run(opts: &LaunchOptions) -> Result<Outcome, LaunchError> {
     // namespace) so it can be removed again afterwards.
     let apt_mountpoint = if opts.apt_hook { prepare_apt_mountpoint(&root, opts.debug)? } else { None };
 
-    let result = spawn_and_wait(opts, &root, apt_mountpoint.as_ref().map(|m| m.path.as_path()), &argv);
+    let result = spawn_and_wait(opts, &root, apt_mountpoint.as_ref().map(|m| m.path.as_path()), &argv, listener_to);
+    if let Some(h) = handler {
+        h.stop();
+    }
 
     if let Some(m) = apt_mountpoint {
         if m.created {
@@ -401,7 +417,46 @@ fn waitpid_retry(pid: libc::pid_t) -> i32 {
     }
 }
 
-fn spawn_and_wait(opts: &LaunchOptions, root: &Path, apt_mountpoint: Option<&Path>, argv: &[CString]) -> Result<Outcome, LaunchError> {
+/// Consistent mode without a root: the command is a child (the supervisor must outlive
+/// it); forwards signals, waits, reports how it ended.
+fn fork_command_and_wait(opts: &LaunchOptions, argv: &[CString], listener_to: Option<RawFd>) -> Result<Outcome, LaunchError> {
+    let (err_r, err_w) = pipe_cloexec("error")?;
+    let old_mask = block_forwarded();
+    // SAFETY: this process is single-threaded; the child only runs launcher code.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        restore_mask(&old_mask);
+        return Err(sys_err("fork"));
+    }
+    if pid == 0 {
+        drop(err_r);
+        die(err_w.as_raw_fd(), &exec_command(opts, argv, listener_to));
+    }
+    drop(err_w);
+    install_forwarding(pid);
+    restore_mask(&old_mask);
+    let mut msg = Vec::new();
+    let mut err_file = fs::File::from(err_r);
+    while let Err(e) = err_file.read_to_end(&mut msg) {
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            break;
+        }
+    }
+    let status = waitpid_retry(pid);
+    CHILD.store(0, Ordering::SeqCst);
+    if !msg.is_empty() {
+        return Err(LaunchError::decode(&msg));
+    }
+    Ok(Outcome::from_wait_status(status))
+}
+
+fn spawn_and_wait(
+    opts: &LaunchOptions,
+    root: &Path,
+    apt_mountpoint: Option<&Path>,
+    argv: &[CString],
+    listener_to: Option<RawFd>,
+) -> Result<Outcome, LaunchError> {
     let (err_r, err_w) = pipe_cloexec("error")?;
     let (status_r, status_w) = pipe_cloexec("status")?;
     let old_mask = block_forwarded();
@@ -414,7 +469,7 @@ fn spawn_and_wait(opts: &LaunchOptions, root: &Path, apt_mountpoint: Option<&Pat
     if pid == 0 {
         drop(err_r);
         drop(status_r);
-        child_main(opts, root, apt_mountpoint, argv, err_w.as_raw_fd(), status_w.as_raw_fd());
+        child_main(opts, root, apt_mountpoint, argv, err_w.as_raw_fd(), status_w.as_raw_fd(), listener_to);
     }
     drop(err_w);
     drop(status_w);
@@ -449,7 +504,15 @@ fn spawn_and_wait(opts: &LaunchOptions, root: &Path, apt_mountpoint: Option<&Pat
 }
 
 /// The forked child: pid 1 of the new PID namespace.
-fn child_main(opts: &LaunchOptions, root: &Path, apt_mountpoint: Option<&Path>, argv: &[CString], err_fd: i32, status_fd: i32) -> ! {
+fn child_main(
+    opts: &LaunchOptions,
+    root: &Path,
+    apt_mountpoint: Option<&Path>,
+    argv: &[CString],
+    err_fd: i32,
+    status_fd: i32,
+    listener_to: Option<RawFd>,
+) -> ! {
     let dbg = opts.debug;
     if let Err(e) = build_mount_namespace(opts, Some(root), apt_mountpoint) {
         die(err_fd, &e);
@@ -465,7 +528,7 @@ fn child_main(opts: &LaunchOptions, root: &Path, apt_mountpoint: Option<&Path>, 
         die(err_fd, &sys_err("forking the command inside the PID namespace"));
     }
     if cmd == 0 {
-        die(err_fd, &exec_command(opts, argv));
+        die(err_fd, &exec_command(opts, argv, listener_to));
     }
     // SAFETY: closing our copy: the supervisor sees EOF once the command has executed.
     unsafe { libc::close(err_fd) };
@@ -500,12 +563,22 @@ fn reset_mask_only() {
     }
 }
 
-/// The command process: install the filter last, self-test it, execvp. Returns only
-/// when something failed: the command did not run.
-fn exec_command(opts: &LaunchOptions, argv: &[CString]) -> LaunchError {
+/// The command process: install the filter last (a notifying one hands its listener to
+/// the supervisor through `listener_to`), self-test it, execvp. Returns only when
+/// something failed: the command did not run.
+fn exec_command(opts: &LaunchOptions, argv: &[CString], listener_to: Option<RawFd>) -> LaunchError {
     reset_signals();
     if let Some(filter) = &opts.filter {
-        if let Err(e) = install::install(filter.program, InstallOptions { tsync: false }) {
+        if let Some(socket) = listener_to {
+            match install::install_with_listener(filter.program) {
+                Ok(listener) => {
+                    if let Err(e) = send_fd(socket, listener.as_raw_fd()) {
+                        return setup(format!("handing the seccomp listener to the supervisor failed: {e}"));
+                    }
+                }
+                Err(e) => return setup(e.to_string()),
+            }
+        } else if let Err(e) = install::install(filter.program, InstallOptions { tsync: false }) {
             return setup(e.to_string());
         }
         if let Err(e) = install::self_test(filter) {

@@ -2,7 +2,7 @@
 
 extern crate self as rootemu;
 
-pub use rootemu_macros::{bundled_sources, filter, root_emulation};
+pub use rootemu_macros::{bundled_sources, consistent_emulation, filter, root_emulation};
 
 /// One classic BPF instruction, laid out as the kernel's `struct sock_filter`.
 #[repr(C)]
@@ -38,12 +38,21 @@ pub struct Filter {
     pub program: &'static [SockFilter],
     /// The ABIs the program has a branch for.
     pub abis: &'static [AbiInfo],
+    /// The syscalls the program hands to a supervisor (`notify`), sorted by
+    /// `(audit_arch, nr)`; empty for a policy that notifies nothing.
+    pub notified: &'static [notified::Notified],
 }
 
 /// Installing a seccomp filter (`PR_SET_NO_NEW_PRIVS` + `seccomp(2)`) and proving it is active.
 pub mod install;
 /// The user-namespace launcher behind `rootemu run`: namespaces, new root, filter, exec.
 pub mod launch;
+/// What a supervisor knows about each notified syscall (generated from the tables).
+pub mod notified;
+/// What consistent mode records, and where.
+pub mod record;
+/// Consistent mode's supervisor: answers the calls a filter notifies.
+pub mod supervisor;
 
 /// A program as the macros place it in the `.rootemu_filter` ELF section: a header,
 /// the instructions, then `key=value` lines (policy, kernel, abis), in the target's byte order.

@@ -1,0 +1,190 @@
+//! The xattr calls: ACLs and file capabilities that name ids the namespace cannot map are
+//! kept (in `user.rootemu.<name>`) instead of failing, and shown in their place;
+//! rootemu's own xattrs are hidden from the build.
+
+use super::caller::{Caller, XATTR_NAME_MAX, XATTR_SIZE_MAX};
+use super::target::{self, Fail, Target, fd_path, get_xattr, remove_xattr, set_xattr};
+use super::unotify::Answer;
+use crate::notified::{Notified, Role};
+use crate::record;
+
+/// The name argument; ERANGE when longer than the kernel allows.
+fn name(caller: &Caller, n: &Notified, args: &[u64; 6]) -> Result<String, Fail> {
+    let c = caller.read_cstr(n.arg(Role::XattrName, args).unwrap_or(0), XATTR_NAME_MAX + 1, libc::ERANGE)?;
+    if c.as_bytes().is_empty() {
+        return Err(Fail::Errno(libc::ERANGE));
+    }
+    Ok(String::from_utf8_lossy(c.as_bytes()).into_owned())
+}
+
+fn kept(name: &str) -> bool {
+    record::KEPT_XATTRS.contains(&name)
+}
+
+/// Copies `value` to the caller's buffer with the xattr calls' size rules: size 0 asks for
+/// the length; a smaller buffer is ERANGE.
+fn give(caller: &Caller, n: &Notified, args: &[u64; 6], buf_role: Role, value: &[u8]) -> Result<Answer, Fail> {
+    let size = n.arg(Role::XattrSize, args).unwrap_or(0) as usize;
+    if size == 0 {
+        return Ok(Answer::Value(value.len() as i64));
+    }
+    if size < value.len() {
+        return Err(Fail::Errno(libc::ERANGE));
+    }
+    caller.write(n.arg(buf_role, args).unwrap_or(0), value)?;
+    Ok(Answer::Value(value.len() as i64))
+}
+
+/// `setxattr` family.
+pub(crate) fn set(caller: &Caller, n: &Notified, args: &[u64; 6], valid: &dyn Fn() -> bool) -> Result<Answer, Fail> {
+    let name = name(caller, n, args)?;
+    if record::is_own(name.as_bytes()) {
+        return Err(Fail::Errno(libc::EPERM));
+    }
+    if !kept(&name) {
+        return Ok(Answer::Continue);
+    }
+    let size = n.arg(Role::XattrSize, args).unwrap_or(0) as usize;
+    if size > XATTR_SIZE_MAX {
+        return Err(Fail::Errno(libc::E2BIG));
+    }
+    let value = caller.read(n.arg(Role::XattrValue, args).unwrap_or(0), size)?;
+    let flags = n.arg(Role::XattrFlags, args).unwrap_or(0) as i32;
+    let t = Target::resolve(caller, n, args)?;
+    if !valid() {
+        return Ok(Answer::Errno(libc::EINTR));
+    }
+    let p = fd_path(&t.fd);
+    let own = record::kept_name(&name);
+    match set_xattr(&p, &name, &value, flags) {
+        Ok(()) => {
+            remove_xattr(&p, &own)?;
+            Ok(Answer::Value(0))
+        }
+        // The kernel cannot store ids the namespace does not map: keep the value.
+        Err(Fail::Errno(libc::EINVAL)) if t.holds_xattrs() => {
+            let exists = get_xattr(&p, &own)?.is_some() || get_xattr(&p, &name)?.is_some();
+            if flags & libc::XATTR_CREATE != 0 && exists {
+                return Err(Fail::Errno(libc::EEXIST));
+            }
+            if flags & libc::XATTR_REPLACE != 0 && !exists {
+                return Err(Fail::Errno(libc::ENODATA));
+            }
+            set_xattr(&p, &own, &value, 0)?;
+            remove_xattr(&p, &name)?;
+            if name == "system.posix_acl_access" {
+                follow_acl_mode(&t, &value)?;
+            }
+            Ok(Answer::Value(0))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// An access ACL sets the owner, group (or mask) and other permission bits, as the kernel's
+/// `posix_acl_update_mode` does; the record follows.
+fn follow_acl_mode(t: &Target, acl: &[u8]) -> Result<(), Fail> {
+    const USER_OBJ: u16 = 0x01;
+    const GROUP_OBJ: u16 = 0x04;
+    const MASK: u16 = 0x10;
+    const OTHER: u16 = 0x20;
+    let (mut user, mut group, mut mask, mut other) = (None, None, None, None);
+    for e in acl.get(4..).unwrap_or_default().chunks_exact(8) {
+        let tag = u16::from_le_bytes([e[0], e[1]]);
+        let perm = u32::from(u16::from_le_bytes([e[2], e[3]]) & 7);
+        match tag {
+            USER_OBJ => user = Some(perm),
+            GROUP_OBJ => group = Some(perm),
+            MASK => mask = Some(perm),
+            OTHER => other = Some(perm),
+            _ => {}
+        }
+    }
+    let (Some(u), Some(g), Some(o)) = (user, mask.or(group), other) else { return Ok(()) };
+    let mut r = t.record()?.unwrap_or_else(|| t.real());
+    let perms = (r.perms & 0o7000) | u << 6 | g << 3 | o;
+    if perms != r.perms {
+        // SAFETY: a valid C string.
+        if unsafe { libc::chmod(fd_path(&t.fd).as_ptr(), perms) } != 0 {
+            return Err(target::last());
+        }
+        r.perms = perms;
+        t.set_record(Some(r))?;
+    }
+    Ok(())
+}
+
+/// `getxattr` family.
+pub(crate) fn get(caller: &Caller, n: &Notified, args: &[u64; 6]) -> Result<Answer, Fail> {
+    let name = name(caller, n, args)?;
+    if record::is_own(name.as_bytes()) {
+        return Err(Fail::Errno(libc::ENODATA));
+    }
+    if !kept(&name) {
+        return Ok(Answer::Continue);
+    }
+    let t = Target::resolve(caller, n, args)?;
+    match get_xattr(&fd_path(&t.fd), &record::kept_name(&name))? {
+        Some(v) => give(caller, n, args, Role::XattrValue, &v),
+        None => Ok(Answer::Continue),
+    }
+}
+
+/// `listxattr` family: the file's names without rootemu's own, with the kept ones.
+pub(crate) fn list(caller: &Caller, n: &Notified, args: &[u64; 6]) -> Result<Answer, Fail> {
+    let t = Target::resolve(caller, n, args)?;
+    let p = fd_path(&t.fd);
+    let mut buf = vec![0u8; 1024];
+    let len = loop {
+        // SAFETY: a valid C string and our buffer.
+        let rc = unsafe { libc::listxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if rc >= 0 {
+            break rc as usize;
+        }
+        match target::last() {
+            Fail::Errno(libc::ERANGE) if buf.len() < XATTR_SIZE_MAX => buf.resize(buf.len() * 4, 0),
+            Fail::Errno(libc::EOPNOTSUPP) => return Ok(Answer::Continue),
+            e => return Err(e),
+        }
+    };
+    let names: Vec<&[u8]> = buf[..len].split(|b| *b == 0).filter(|s| !s.is_empty()).collect();
+    if !names.iter().any(|s| record::is_own(s)) {
+        return Ok(Answer::Continue);
+    }
+    let mut out = Vec::new();
+    for s in &names {
+        let shown: Option<&[u8]> = match s.strip_prefix(record::OWN_PREFIX.as_bytes()) {
+            Some(k) if kept(&String::from_utf8_lossy(k)) && !names.contains(&k) => Some(k),
+            _ if record::is_own(s) => None,
+            _ => Some(s),
+        };
+        if let Some(s) = shown {
+            out.extend_from_slice(s);
+            out.push(0);
+        }
+    }
+    give(caller, n, args, Role::XattrList, &out)
+}
+
+/// `removexattr` family.
+pub(crate) fn remove(caller: &Caller, n: &Notified, args: &[u64; 6], valid: &dyn Fn() -> bool) -> Result<Answer, Fail> {
+    let name = name(caller, n, args)?;
+    if record::is_own(name.as_bytes()) {
+        return Err(Fail::Errno(libc::ENODATA));
+    }
+    if !kept(&name) {
+        return Ok(Answer::Continue);
+    }
+    let t = Target::resolve(caller, n, args)?;
+    let p = fd_path(&t.fd);
+    let own = record::kept_name(&name);
+    if get_xattr(&p, &own)?.is_none() {
+        return Ok(Answer::Continue);
+    }
+    if !valid() {
+        return Ok(Answer::Errno(libc::EINTR));
+    }
+    remove_xattr(&p, &own)?;
+    remove_xattr(&p, &name)?;
+    Ok(Answer::Value(0))
+}
