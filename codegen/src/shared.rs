@@ -256,6 +256,9 @@ pub struct Layout {
     pub size: u32,
     /// Largest `st_size` before EOVERFLOW, when below the field's range.
     pub max_size: Option<u64>,
+    /// The kernel writes the fields one by one (`put_user`), leaving the bytes between
+    /// them as the caller had them; otherwise it copies the whole struct, padding zeroed.
+    pub padding_kept: bool,
     /// The fields, by offset.
     pub fields: Vec<Field>,
     /// 1-based line in the layouts file.
@@ -308,6 +311,8 @@ struct LayoutFile {
     size: u32,
     #[serde(default)]
     max_size: Option<u64>,
+    #[serde(default)]
+    padding: Option<String>,
     fields: BTreeMap<String, FieldFile>,
 }
 
@@ -449,6 +454,14 @@ fn layouts(path: &Path, f: LayoutsFile, lines: &Lines, errors: &mut Errors) -> B
             };
             fields.push(Field { kind, at: fl.at, size: fl.size, encode });
         }
+        let padding_kept = match l.padding.as_deref() {
+            None | Some("zeroed") => false,
+            Some("kept") => true,
+            Some(p) => {
+                err(format!("padding `{p}`: expected `zeroed` (the default) or `kept`"));
+                false
+            }
+        };
         fields.sort_by_key(|f| f.at);
         for w in fields.windows(2) {
             if w[0].at + u32::from(w[0].size) > w[1].at {
@@ -476,7 +489,16 @@ fn layouts(path: &Path, f: LayoutsFile, lines: &Lines, errors: &mut Errors) -> B
         }
         out.insert(
             name.clone(),
-            Layout { name, struct_name: l.struct_name, universal: l.universal, size: l.size, max_size: l.max_size, fields, line },
+            Layout {
+                name,
+                struct_name: l.struct_name,
+                universal: l.universal,
+                size: l.size,
+                max_size: l.max_size,
+                padding_kept,
+                fields,
+                line,
+            },
         );
     }
     let mut universal: BTreeMap<&str, &str> = BTreeMap::new();

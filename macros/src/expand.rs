@@ -156,7 +156,7 @@ fn notified(n: &rootemu_codegen::notify::Notified) -> TokenStream {
     let layout = match &n.layout {
         None => quote! { None },
         Some(l) => {
-            let (lname, size) = (&l.name, l.size);
+            let (lname, size, kept) = (&l.name, l.size, l.padding_kept);
             let max = match l.max_size {
                 Some(m) => quote! { Some(#m) },
                 None => quote! { None },
@@ -167,7 +167,7 @@ fn notified(n: &rootemu_codegen::notify::Notified) -> TokenStream {
                 let (at, sz) = (f.at, f.size);
                 quote! { ::rootemu::notified::Field { kind: ::rootemu::notified::FieldKind::#kind, at: #at, size: #sz, encode: ::rootemu::notified::Encode::#enc } }
             });
-            quote! { Some(&::rootemu::notified::Layout { name: #lname, size: #size, max_size: #max, fields: &[#(#fields),*] }) }
+            quote! { Some(&::rootemu::notified::Layout { name: #lname, size: #size, max_size: #max, padding_kept: #kept, fields: &[#(#fields),*] }) }
         }
     };
     quote! {

@@ -137,6 +137,9 @@ pub struct Layout {
     pub size: u32,
     /// Largest `st_size` before EOVERFLOW, when below the field's range.
     pub max_size: Option<u64>,
+    /// Only the fields are written (the kernel's `put_user` one by one); otherwise the
+    /// whole struct, padding zeroed.
+    pub padding_kept: bool,
     /// The fields.
     pub fields: &'static [Field],
 }

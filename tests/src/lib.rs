@@ -178,3 +178,90 @@ pub fn test_user() -> Option<(u32, u32)> {
     };
     Some((id("-u"), id("-g")))
 }
+
+/// A world-readable copy of the `rootemu` binary and work directories owned by the
+/// unprivileged test user, for running `rootemu` as that user (`setpriv`).
+pub struct UserEnv {
+    /// World-readable directory holding the copied binary and test programs.
+    pub dir: PathBuf,
+    /// The copied `rootemu`.
+    pub bin: PathBuf,
+    /// The test user's uid.
+    pub uid: u32,
+    /// The test user's gid.
+    pub gid: u32,
+}
+
+/// PATH for commands run as the test user.
+pub const USER_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
+
+impl UserEnv {
+    /// One per test binary (`tag` names its directory); `None` means skipped (not root,
+    /// or `setpriv` missing outside CI).
+    pub fn new(tag: &str) -> Option<UserEnv> {
+        use std::os::unix::fs::PermissionsExt;
+        if !need("setpriv", "drops to the unprivileged test user") {
+            return None;
+        }
+        let (uid, gid) = test_user()?;
+        let built = rootemu_bin();
+        assert!(built.exists(), "{} missing: run `cargo build -p rootemu-cli` first (same CARGO_TARGET_DIR)", built.display());
+        let prefix = format!("rootemu-{tag}-");
+        if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+            for e in entries.filter_map(|e| e.ok()) {
+                let name = e.file_name().to_string_lossy().to_string();
+                if name.strip_prefix(&prefix).is_some_and(|pid| !Path::new("/proc").join(pid).exists()) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = std::env::temp_dir().join(format!("{prefix}{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = dir.join("rootemu");
+        std::fs::copy(&built, &bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Some(UserEnv { dir, bin, uid, gid })
+    }
+
+    /// A fresh directory owned by the test user.
+    pub fn workdir(&self, name: &str) -> PathBuf {
+        let d = self.dir.join(name);
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::os::unix::fs::chown(&d, Some(self.uid), Some(self.gid)).unwrap();
+        d
+    }
+
+    /// `cmd` as the test user in `cwd`, with a clean PATH and stdin from /dev/null.
+    pub fn as_user(&self, cwd: &Path, cmd: &[&str]) -> Command {
+        let mut c = Command::new("setpriv");
+        c.args([&format!("--reuid={}", self.uid), &format!("--regid={}", self.gid), "--clear-groups", "--"])
+            .args(cmd)
+            .current_dir(cwd)
+            .env("PATH", USER_PATH)
+            .env("HOME", cwd)
+            .stdin(std::process::Stdio::null());
+        c
+    }
+
+    /// `rootemu run ARGS` as the test user.
+    pub fn run(&self, cwd: &Path, args: &[&str]) -> std::process::Output {
+        let bin = self.bin.to_str().unwrap();
+        let mut full = vec![bin, "run"];
+        full.extend_from_slice(args);
+        self.as_user(cwd, &full).output().unwrap()
+    }
+}
+
+impl Drop for UserEnv {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Status, stdout and stderr of a command, for assertion messages.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}

@@ -158,7 +158,13 @@ pub(crate) fn stat(caller: &Caller, n: &Notified, args: &[u64; 6]) -> Result<Ans
     let Some(r) = t.record()? else { return Ok(Answer::Continue) };
     let Some(layout) = n.layout else { return Err(Fail::Errno(libc::ENOSYS)) };
     let bytes = stat::fill(layout, n.big_endian, &t.st, &r).map_err(Fail::Errno)?;
-    caller.write(n.arg(Role::Buf, args).unwrap_or(0), &bytes)?;
+    let buf = n.arg(Role::Buf, args).unwrap_or(0);
+    if layout.padding_kept {
+        let parts: Vec<(u64, &[u8])> = layout.fields.iter().map(|f| (f.at as u64, &bytes[f.at as usize..][..usize::from(f.size)])).collect();
+        caller.write_parts(buf, &parts)?;
+    } else {
+        caller.write(buf, &bytes)?;
+    }
     Ok(Answer::Value(0))
 }
 

@@ -118,6 +118,7 @@ mod tests {
         name: "test",
         size: 12,
         max_size: Some(0x7fff_ffff),
+        padding_kept: false,
         fields: &[
             Field { kind: FieldKind::Dev, at: 0, size: 2, encode: Encode::Old },
             field(FieldKind::Ino, 2, 2),
