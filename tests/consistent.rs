@@ -210,3 +210,14 @@ fn x86_64_stat_structs_show_records_and_equal_the_kernels() {
 fn i386_stat_structs_show_records_and_equal_the_kernels() {
     stat_structs("i686-linux-gnu-gcc", &["-static"], "i386");
 }
+
+/// glibc reaches a file through `/proc/self/fd/N` (lchmod, fchmodat with
+/// AT_SYMLINK_NOFOLLOW): the supervisor must find the caller's fd there, not its own.
+#[test]
+fn paths_through_proc_self_name_the_callers_files() {
+    check(
+        "proc-self",
+        "mknod -m 666 n c 1 3 && stat -c %a n && touch f && chown 7 f && exec 3<f && chown 8 /proc/self/fd/3 && stat -c %u f",
+        "666\n8\n",
+    );
+}

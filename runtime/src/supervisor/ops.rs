@@ -189,7 +189,7 @@ pub(crate) fn statx(caller: &Caller, n: &Notified, args: &[u64; 6]) -> Result<An
 impl Target {
     /// The directory a creating call (mknod) names and the new name in it.
     pub(crate) fn parent_of(caller: &Caller, n: &Notified, args: &[u64; 6]) -> Result<(OwnedFd, CString), Fail> {
-        let path = caller.read_path(n.arg(Role::Path, args).unwrap_or(0))?;
+        let path = target::own_proc(caller, caller.read_path(n.arg(Role::Path, args).unwrap_or(0))?);
         let bytes = path.as_bytes();
         if bytes.is_empty() {
             return Err(Fail::Errno(libc::ENOENT));

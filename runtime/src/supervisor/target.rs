@@ -84,7 +84,7 @@ impl Target {
         }
         let dirfd = n.arg(Role::DirFd, args).map_or(libc::AT_FDCWD, |d| d as i32);
         let addr = n.arg(Role::Path, args).unwrap_or(0);
-        let path = if addr == 0 && flags & libc::AT_EMPTY_PATH != 0 { CString::default() } else { caller.read_path(addr)? };
+        let path = if addr == 0 && flags & libc::AT_EMPTY_PATH != 0 { CString::default() } else { own_proc(caller, caller.read_path(addr)?) };
         let bytes = path.as_bytes();
         if bytes.is_empty() {
             if flags & libc::AT_EMPTY_PATH == 0 {
@@ -190,6 +190,32 @@ impl Target {
             None => remove_xattr(&p, &name),
         }
     }
+}
+
+/// `/proc/self/...` and `/proc/thread-self/...` name the caller's own entries: the handler
+/// (whose root is the caller's, so `/proc` is the caller's procfs) must not find its own
+/// there. They become `/proc/TGID/...` and `/proc/TGID/task/TID/...` with the caller's ids
+/// in its PID namespace (the last of `NStgid:`/`NSpid:` in its status). glibc reaches files
+/// this way (e.g. `lchmod` and `fchmodat(AT_SYMLINK_NOFOLLOW)` through `/proc/self/fd/N`).
+pub(crate) fn own_proc(caller: &Caller, path: CString) -> CString {
+    let b = path.as_bytes();
+    let (rest, thread) = if let Some(r) = b.strip_prefix(b"/proc/self") {
+        (r, false)
+    } else if let Some(r) = b.strip_prefix(b"/proc/thread-self") {
+        (r, true)
+    } else {
+        return path;
+    };
+    if !(rest.is_empty() || rest.starts_with(b"/")) {
+        return path;
+    }
+    let status = std::fs::read_to_string(String::from_utf8_lossy(proc_path(caller.pid, "status").as_bytes()).as_ref()).unwrap_or_default();
+    let last = |key: &str| status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.split_whitespace().last().map(str::to_string));
+    let (Some(tgid), Some(tid)) = (last("NStgid:"), last("NSpid:")) else { return path };
+    let head = if thread { format!("/proc/{tgid}/task/{tid}") } else { format!("/proc/{tgid}") };
+    let mut out = head.into_bytes();
+    out.extend_from_slice(rest);
+    CString::new(out).unwrap_or(path)
 }
 
 /// The directory a relative path starts from: the caller's cwd or its fd `dirfd`.
