@@ -99,12 +99,15 @@ impl Caller {
     /// Writes each `(offset, bytes)` at `addr + offset`, leaving the bytes between as they
     /// are (one `process_vm_writev` with an iovec per part).
     pub(crate) fn write_parts(&self, addr: u64, parts: &[(u64, &[u8])]) -> Result<(), CopyError> {
-        let local: Vec<libc::iovec> = parts.iter().map(|(_, d)| libc::iovec { iov_base: d.as_ptr() as *mut libc::c_void, iov_len: d.len() }).collect();
+        let local: Vec<libc::iovec> =
+            parts.iter().map(|(_, d)| libc::iovec { iov_base: d.as_ptr() as *mut libc::c_void, iov_len: d.len() }).collect();
         let remote: Vec<libc::iovec> =
             parts.iter().map(|(off, d)| libc::iovec { iov_base: (addr + off) as *mut libc::c_void, iov_len: d.len() }).collect();
         let total: usize = parts.iter().map(|(_, d)| d.len()).sum();
         // SAFETY: the local iovecs describe our slices; the kernel checks the remote ones.
-        let n = unsafe { libc::process_vm_writev(self.pid as libc::pid_t, local.as_ptr(), local.len() as _, remote.as_ptr(), remote.len() as _, 0) };
+        let n = unsafe {
+            libc::process_vm_writev(self.pid as libc::pid_t, local.as_ptr(), local.len() as _, remote.as_ptr(), remote.len() as _, 0)
+        };
         if n >= 0 && n as usize == total {
             return Ok(());
         }

@@ -84,7 +84,8 @@ impl Target {
         }
         let dirfd = n.arg(Role::DirFd, args).map_or(libc::AT_FDCWD, |d| d as i32);
         let addr = n.arg(Role::Path, args).unwrap_or(0);
-        let path = if addr == 0 && flags & libc::AT_EMPTY_PATH != 0 { CString::default() } else { own_proc(caller, caller.read_path(addr)?) };
+        let path =
+            if addr == 0 && flags & libc::AT_EMPTY_PATH != 0 { CString::default() } else { own_proc(caller, caller.read_path(addr)?) };
         let bytes = path.as_bytes();
         if bytes.is_empty() {
             if flags & libc::AT_EMPTY_PATH == 0 {
