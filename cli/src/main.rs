@@ -5,6 +5,7 @@ mod inputs;
 mod inspect;
 mod run;
 mod selfcheck;
+mod supervisor;
 mod tables;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,12 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Check this binary's embedded filter against the machine it runs on (for cross builds).
     Selfcheck(selfcheck::SelfcheckArgs),
+    /// Talk to the supervisor of a running `rootemu run --consistent --control PATH`.
+    #[command(subcommand)]
+    Supervisor(supervisor::SupervisorCmd),
+    /// A consistent-mode handler, started by a supervisor (internal).
+    #[command(hide = true)]
+    Handler(supervisor::HandlerArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +49,8 @@ fn main() -> ExitCode {
         Command::Run(a) => run::main(a),
         Command::Inspect(a) => inspect::main(a),
         Command::Selfcheck(a) => selfcheck::main(a),
+        Command::Supervisor(c) => supervisor::main(c),
+        Command::Handler(a) => supervisor::handler(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

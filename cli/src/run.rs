@@ -37,6 +37,9 @@ pub(crate) struct RunArgs {
     /// see docs/consistent.md).
     #[arg(long)]
     consistent: bool,
+    /// With --consistent: a unix socket at PATH for `rootemu supervisor status|upgrade`.
+    #[arg(long, value_name = "PATH", requires = "consistent")]
+    control: Option<PathBuf>,
     /// Do not supply the apt sandbox configuration inside --root.
     #[arg(long)]
     no_apt_hook: bool,
@@ -70,6 +73,7 @@ pub(crate) fn main(args: RunArgs) -> Result<u8, String> {
         },
         apt_hook: !args.no_apt_hook,
         debug: args.debug,
+        control: args.control,
         command: args.command,
     };
     match launch::run(&opts) {
@@ -90,7 +94,7 @@ pub(crate) fn emulation_filter() -> rootemu::Filter {
 
 /// The bundled consistent-mode filter for the ABIs this binary's kernel can deliver, or
 /// why this build has none (an ABI without the struct layouts it needs).
-fn consistent_filter() -> Result<rootemu::Filter, String> {
+pub(crate) fn consistent_filter() -> Result<rootemu::Filter, String> {
     const FILTER: Result<rootemu::Filter, &str> = rootemu::consistent_emulation!();
     FILTER.map_err(|e| format!("--consistent is not available in this build: {}", e.lines().next().unwrap_or(e)))
 }

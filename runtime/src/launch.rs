@@ -21,7 +21,8 @@
 
 use crate::Filter;
 use crate::install::{self, InstallOptions, errno_text};
-use crate::supervisor::spawn::{send_fd, spawn_handler};
+use crate::supervisor::keeper::Keeper;
+use crate::supervisor::spawn::send_fd;
 use std::ffi::CString;
 use std::fs;
 use std::io::Read;
@@ -49,6 +50,8 @@ pub struct LaunchOptions {
     pub apt_hook: bool,
     /// Print what the launcher does on stderr.
     pub debug: bool,
+    /// Consistent mode: the keeper's control socket (status, handler upgrades).
+    pub control: Option<PathBuf>,
     /// The command and its arguments (looked up in PATH inside the namespace).
     pub command: Vec<String>,
 }
@@ -187,37 +190,42 @@ pub fn run(opts: &LaunchOptions) -> Result<Outcome, LaunchError> {
     create_user_namespace(uid, gid, opts.debug)?;
     // Consistent mode: the handler is forked now, in the user namespace but before the PID
     // namespace, so that it sees callers by their host pids in the host's /proc.
-    let handler = match opts.filter.as_ref().filter(|f| !f.notified.is_empty()) {
-        Some(f) => Some(spawn_handler(f.notified).map_err(|e| setup(format!("starting the consistent-mode supervisor failed: {e}")))?),
+    let mut keeper = match opts.filter.as_ref().filter(|f| !f.notified.is_empty()) {
+        Some(f) => Some(
+            Keeper::start(f.notified, f.program, opts.control.as_deref())
+                .map_err(|e| setup(format!("starting the consistent-mode supervisor failed: {e}")))?,
+        ),
         None => None,
     };
-    let listener_to = handler.as_ref().map(|h| h.socket.as_raw_fd());
     let Some(root) = root else {
         if !opts.binds.is_empty() {
             build_mount_namespace(opts, None, None)?;
         }
-        let Some(handler) = handler else {
+        let Some(mut keeper) = keeper else {
             // Nothing to supervise: like `unshare -r`, this process becomes the command (with
             // a private mount namespace only when there is something to bind).
             return Err(exec_command(opts, &argv, None));
         };
-        let r = fork_command_and_wait(opts, &argv, listener_to);
-        handler.stop();
+        let r = fork_command_and_wait(opts, &argv, &mut keeper);
+        keeper.stop();
         return r;
     };
-    // Children of this process are created in a new PID namespace, for a fresh /proc.
-    // SAFETY: unshare with a flag constant.
-    if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
-        return Err(sys_err("creating the PID namespace (unshare CLONE_NEWPID)"));
+    if keeper.is_none() {
+        // Children of this process are created in a new PID namespace, for a fresh /proc.
+        // (With a keeper, only init is: the keeper's later handlers stay in the host's.)
+        // SAFETY: unshare with a flag constant.
+        if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
+            return Err(sys_err("creating the PID namespace (unshare CLONE_NEWPID)"));
+        }
     }
 
     // The apt hook needs a mount point inside the root; create it from here (host mount
     // namespace) so it can be removed again afterwards.
     let apt_mountpoint = if opts.apt_hook { prepare_apt_mountpoint(&root, opts.debug)? } else { None };
 
-    let result = spawn_and_wait(opts, &root, apt_mountpoint.as_ref().map(|m| m.path.as_path()), &argv, listener_to);
-    if let Some(h) = handler {
-        h.stop();
+    let result = spawn_and_wait(opts, &root, apt_mountpoint.as_ref().map(|m| m.path.as_path()), &argv, keeper.as_mut());
+    if let Some(k) = keeper {
+        k.stop();
     }
 
     if let Some(m) = apt_mountpoint {
@@ -403,6 +411,40 @@ fn die(err_fd: i32, e: &LaunchError) -> ! {
     }
 }
 
+/// `fork()`.
+fn unsafe_fork() -> libc::pid_t {
+    // SAFETY: this process is single-threaded; the child only runs launcher code.
+    unsafe { libc::fork() }
+}
+
+/// Like `fork()`, with the child alone in a new PID namespace (`clone3(CLONE_NEWPID)`).
+fn fork_into_new_pid_namespace() -> libc::pid_t {
+    #[repr(C)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+    }
+    let args = CloneArgs {
+        flags: libc::CLONE_NEWPID as u64,
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+    };
+    // SAFETY: clone3 without CLONE_VM and without a stack behaves like fork; this
+    // process is single-threaded and the child only runs launcher code.
+    unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) as libc::pid_t }
+}
+
 fn waitpid_retry(pid: libc::pid_t) -> i32 {
     let mut status = 0;
     loop {
@@ -419,7 +461,7 @@ fn waitpid_retry(pid: libc::pid_t) -> i32 {
 
 /// Consistent mode without a root: the command is a child (the supervisor must outlive
 /// it); forwards signals, waits, reports how it ended.
-fn fork_command_and_wait(opts: &LaunchOptions, argv: &[CString], listener_to: Option<RawFd>) -> Result<Outcome, LaunchError> {
+fn fork_command_and_wait(opts: &LaunchOptions, argv: &[CString], keeper: &mut Keeper) -> Result<Outcome, LaunchError> {
     let (err_r, err_w) = pipe_cloexec("error")?;
     let old_mask = block_forwarded();
     // SAFETY: this process is single-threaded; the child only runs launcher code.
@@ -430,7 +472,7 @@ fn fork_command_and_wait(opts: &LaunchOptions, argv: &[CString], listener_to: Op
     }
     if pid == 0 {
         drop(err_r);
-        die(err_w.as_raw_fd(), &exec_command(opts, argv, listener_to));
+        die(err_w.as_raw_fd(), &exec_command(opts, argv, Some(keeper.outboxes())));
     }
     drop(err_w);
     install_forwarding(pid);
@@ -442,7 +484,7 @@ fn fork_command_and_wait(opts: &LaunchOptions, argv: &[CString], listener_to: Op
             break;
         }
     }
-    let status = waitpid_retry(pid);
+    let status = keeper.wait(pid);
     CHILD.store(0, Ordering::SeqCst);
     if !msg.is_empty() {
         return Err(LaunchError::decode(&msg));
@@ -455,13 +497,15 @@ fn spawn_and_wait(
     root: &Path,
     apt_mountpoint: Option<&Path>,
     argv: &[CString],
-    listener_to: Option<RawFd>,
+    mut keeper: Option<&mut Keeper>,
 ) -> Result<Outcome, LaunchError> {
     let (err_r, err_w) = pipe_cloexec("error")?;
     let (status_r, status_w) = pipe_cloexec("status")?;
+    let listener_to = keeper.as_ref().map(|k| k.outboxes());
     let old_mask = block_forwarded();
-    // SAFETY: this process is single-threaded; the child only runs launcher code.
-    let pid = unsafe { libc::fork() };
+    // Without a keeper this process is already set to create children in the new PID
+    // namespace; with one, only init goes there (clone3 CLONE_NEWPID, Linux 5.3).
+    let pid = if keeper.is_some() { fork_into_new_pid_namespace() } else { unsafe_fork() };
     if pid < 0 {
         restore_mask(&old_mask);
         return Err(sys_err("fork"));
@@ -486,7 +530,10 @@ fn spawn_and_wait(
             Err(_) => break,
         }
     }
-    let status = waitpid_retry(pid);
+    let status = match keeper.as_deref_mut() {
+        Some(k) => k.wait(pid),
+        None => waitpid_retry(pid),
+    };
     CHILD.store(0, Ordering::SeqCst);
     if !msg.is_empty() {
         return Err(LaunchError::decode(&msg));
@@ -511,7 +558,7 @@ fn child_main(
     argv: &[CString],
     err_fd: i32,
     status_fd: i32,
-    listener_to: Option<RawFd>,
+    listener_to: Option<[RawFd; 2]>,
 ) -> ! {
     let dbg = opts.debug;
     if let Err(e) = build_mount_namespace(opts, Some(root), apt_mountpoint) {
@@ -566,14 +613,17 @@ fn reset_mask_only() {
 /// The command process: install the filter last (a notifying one hands its listener to
 /// the supervisor through `listener_to`), self-test it, execvp. Returns only when
 /// something failed: the command did not run.
-fn exec_command(opts: &LaunchOptions, argv: &[CString], listener_to: Option<RawFd>) -> LaunchError {
+fn exec_command(opts: &LaunchOptions, argv: &[CString], listener_to: Option<[RawFd; 2]>) -> LaunchError {
     reset_signals();
     if let Some(filter) = &opts.filter {
-        if let Some(socket) = listener_to {
+        if let Some(sockets) = listener_to {
             match install::install_with_listener(filter.program) {
                 Ok(listener) => {
-                    if let Err(e) = send_fd(socket, listener.as_raw_fd()) {
-                        return setup(format!("handing the seccomp listener to the supervisor failed: {e}"));
+                    // To the keeper first, then to the first handler.
+                    for socket in sockets {
+                        if let Err(e) = send_fd(socket, listener.as_raw_fd()) {
+                            return setup(format!("handing the seccomp listener to the supervisor failed: {e}"));
+                        }
                     }
                 }
                 Err(e) => return setup(e.to_string()),

@@ -10,6 +10,8 @@
 //! call whose caller died (and whose pid may be reused) changes nothing.
 
 mod caller;
+pub mod journal;
+pub mod keeper;
 mod ops;
 pub mod spawn;
 mod stat;
@@ -19,6 +21,7 @@ mod xattr;
 
 use crate::notified::{self, Notified, Op};
 use caller::{Caller, CopyError};
+use journal::{Count, Journal};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use unotify::Answer;
@@ -46,20 +49,50 @@ impl std::error::Error for SuperviseError {}
 /// The identity of a root directory: device, inode, mount.
 type RootId = (u32, u32, u64, u64);
 
+/// What an operation needs besides its call: whether the call still waits, and the
+/// journal's note (see [`journal`]).
+pub(crate) struct Cx<'a> {
+    valid: &'a dyn Fn() -> bool,
+    journal: &'a Journal,
+    /// A replay of a dead handler's call: the note it left (0: none).
+    replay_note: Option<u64>,
+}
+
+impl Cx<'_> {
+    /// Whether the caller still waits (check before changing anything).
+    pub(crate) fn valid(&self) -> bool {
+        (self.valid)()
+    }
+
+    /// The call's one non-idempotent mutation is about to happen; `v` identifies it.
+    pub(crate) fn note(&self, v: u64) {
+        self.journal.note(v);
+    }
+
+    /// In a replay, the note the dead handler left, if it left one.
+    pub(crate) fn replayed(&self) -> Option<u64> {
+        self.replay_note.filter(|n| *n != 0)
+    }
+}
+
 /// Handles the notified calls of one listener.
 pub struct Handler {
     listener: OwnedFd,
     table: &'static [Notified],
+    journal: Journal,
     proc_dir: OwnedFd,
     root: Option<RootId>,
     warned: bool,
+    /// Test hook (`ROOTEMU_TEST_STOP_BEFORE_ANSWER=N`): stop (SIGSTOP) after journaling
+    /// every N-th call, before answering it, for fault-injection tests to kill it there.
+    stop_every: u64,
 }
 
 impl Handler {
     /// A handler for `listener`, the listener fd of a filter whose notified calls `table`
-    /// describes (`Filter::notified`). Sets this process's umask to 0 and its cwd to the
-    /// host's /proc: run it in a process of its own.
-    pub fn new(listener: OwnedFd, table: &'static [Notified]) -> Result<Handler, SuperviseError> {
+    /// describes (`Filter::notified`), journaling in `journal`. Sets this process's umask
+    /// to 0 and its cwd to the host's /proc: run it in a process of its own.
+    pub fn new(listener: OwnedFd, table: &'static [Notified], journal: Journal) -> Result<Handler, SuperviseError> {
         let proc_dir = target_open_dir(c"/proc").map_err(SuperviseError::Setup)?;
         // SAFETY: umask and fchdir with valid arguments.
         unsafe {
@@ -69,7 +102,8 @@ impl Handler {
             }
         }
         unotify::set_sync_wake_up(listener.as_fd());
-        Ok(Handler { listener, table, proc_dir, root: None, warned: false })
+        let stop_every = std::env::var("ROOTEMU_TEST_STOP_BEFORE_ANSWER").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        Ok(Handler { listener, table, journal, proc_dir, root: None, warned: false, stop_every })
     }
 
     /// The listener.
@@ -77,43 +111,79 @@ impl Handler {
         self.listener.as_fd()
     }
 
-    /// Receives and answers calls until the listener fails (or has no callers left).
+    /// Takes over what a dead handler left in the journal, then receives and answers calls
+    /// until the listener fails.
     pub fn serve(&mut self) -> Result<(), SuperviseError> {
+        self.take_over()?;
+        self.journal.ready();
         loop {
             let req = match unotify::receive(self.listener.as_fd()) {
                 Ok(Some(r)) => r,
                 Ok(None) => continue,
                 Err(e) => return Err(SuperviseError::Listener(e)),
             };
-            let a = self.handle(&req);
-            unotify::answer(self.listener.as_fd(), req.id, a).map_err(SuperviseError::Listener)?;
+            self.journal.begin(&req);
+            if self.stop_every > 0 && self.journal.get(Count::Received) % self.stop_every == 0 {
+                // SAFETY: raise with a signal number.
+                unsafe { libc::raise(libc::SIGSTOP) };
+            }
+            let a = self.handle(&req, None);
+            self.finish(&req, a)?;
         }
     }
 
-    /// The answer to one call.
-    pub fn handle(&mut self, req: &unotify::Request) -> Answer {
+    /// A call left in flight by a dead handler: answered once, if its caller still waits
+    /// (with the answer that handler decided, or by handling it again: idempotent).
+    fn take_over(&mut self) -> Result<(), SuperviseError> {
+        let Some((req, note, decided)) = self.journal.in_flight() else { return Ok(()) };
+        if !unotify::id_valid(self.listener.as_fd(), req.id) {
+            self.journal.count(Count::ReplaySkipped);
+            self.journal.clear();
+            return Ok(());
+        }
+        let a = match decided {
+            Some(a) => a,
+            None => self.handle(&req, Some(note)),
+        };
+        self.journal.count(Count::Replayed);
+        self.finish(&req, a)
+    }
+
+    /// Journals the answer, sends it, clears the journal.
+    fn finish(&self, req: &unotify::Request, a: Answer) -> Result<(), SuperviseError> {
+        self.journal.decided(a);
+        let sent = unotify::answer(self.listener.as_fd(), req.id, a).map_err(SuperviseError::Listener)?;
+        self.journal.count(if sent { Count::Answered } else { Count::Gone });
+        self.journal.clear();
+        Ok(())
+    }
+
+    /// The answer to one call; `replay`: the call was left in flight by a dead handler,
+    /// which left this note.
+    pub fn handle(&mut self, req: &unotify::Request, replay: Option<u64>) -> Answer {
         let Some(n) = notified::find(self.table, req.arch, req.nr as u32) else { return Answer::Continue };
         let caller = Caller { pid: req.pid };
         let entered = self.enter_root(req.pid);
         let listener = self.listener.as_fd();
         let valid = || unotify::id_valid(listener, req.id);
+        let cx = Cx { valid: &valid, journal: &self.journal, replay_note: replay };
         let args = &req.args;
         let result = entered.and_then(|()| match n.op {
-            Op::Chown => ops::chown(&caller, n, args, &valid),
-            Op::Chmod => ops::chmod(&caller, n, args, &valid),
-            Op::Mknod => ops::mknod(&caller, n, args, &valid),
+            Op::Chown => ops::chown(&caller, n, args, &cx),
+            Op::Chmod => ops::chmod(&caller, n, args, &cx),
+            Op::Mknod => ops::mknod(&caller, n, args, &cx),
             Op::Stat => ops::stat(&caller, n, args),
             Op::Statx => ops::statx(&caller, n, args),
-            Op::SetXattr => xattr::set(&caller, n, args, &valid),
+            Op::SetXattr => xattr::set(&caller, n, args, &cx),
             Op::GetXattr => xattr::get(&caller, n, args),
             Op::ListXattr => xattr::list(&caller, n, args),
-            Op::RemoveXattr => xattr::remove(&caller, n, args, &valid),
+            Op::RemoveXattr => xattr::remove(&caller, n, args, &cx),
         });
         match result {
             Ok(a) => a,
             Err(CopyError::Errno(e)) => Answer::Errno(e),
             Err(CopyError::Unreachable(e)) => {
-                if valid() && !self.warned {
+                if unotify::id_valid(self.listener.as_fd(), req.id) && !self.warned {
                     self.warned = true;
                     eprintln!(
                         "rootemu: consistent mode: cannot reach pid {} to handle its {} ({}); such calls fail with that error",

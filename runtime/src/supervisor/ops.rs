@@ -1,6 +1,7 @@
 //! The operations on files: chown, chmod, mknod, and the stat family, each as root would
 //! see it, remembered in the file's record.
 
+use super::Cx;
 use super::caller::Caller;
 use super::stat;
 use super::target::{self, Fail, Target, base_dir, create_at, fd_path, open_at, proc_path, statx_fd};
@@ -13,7 +14,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 /// `chown` family: records the new owner. As the kernel does for any chown of a
 /// non-directory, the set-user-ID bit, the set-group-ID bit of a group-executable file and
 /// the file capability are dropped.
-pub(crate) fn chown(caller: &Caller, n: &Notified, args: &[u64; 6], valid: &dyn Fn() -> bool) -> Result<Answer, Fail> {
+pub(crate) fn chown(caller: &Caller, n: &Notified, args: &[u64; 6], cx: &Cx) -> Result<Answer, Fail> {
     let id = |r: Role| {
         let v = n.arg(r, args).unwrap_or(u64::MAX);
         if n.id16 {
@@ -42,7 +43,7 @@ pub(crate) fn chown(caller: &Caller, n: &Notified, args: &[u64; 6], valid: &dyn 
     if gid != u32::MAX {
         r.gid = gid;
     }
-    if !valid() {
+    if !cx.valid() {
         return Ok(Answer::Errno(libc::EINTR));
     }
     if r.kind != Kind::Dir {
@@ -78,10 +79,10 @@ fn set_perms(t: &Target, perms: u32) -> Result<(), Fail> {
 
 /// `chmod` family: a file with a record gets the mode in its record too; others go to
 /// the kernel.
-pub(crate) fn chmod(caller: &Caller, n: &Notified, args: &[u64; 6], valid: &dyn Fn() -> bool) -> Result<Answer, Fail> {
+pub(crate) fn chmod(caller: &Caller, n: &Notified, args: &[u64; 6], cx: &Cx) -> Result<Answer, Fail> {
     let t = Target::resolve(caller, n, args)?;
     let Some(mut r) = t.record()? else { return Ok(Answer::Continue) };
-    if !valid() {
+    if !cx.valid() {
         return Ok(Answer::Errno(libc::EINTR));
     }
     let perms = n.arg(Role::Mode, args).unwrap_or(0) as u32 & 0o7777;
@@ -103,7 +104,7 @@ fn umask(caller: &Caller) -> u32 {
 /// `mknod` of a block or character device: an empty regular file with the permission
 /// bits asked for, and a record of the device type and number. It appears at its name
 /// complete (record included) or not at all (an unnamed `O_TMPFILE` linked into place).
-pub(crate) fn mknod(caller: &Caller, n: &Notified, args: &[u64; 6], valid: &dyn Fn() -> bool) -> Result<Answer, Fail> {
+pub(crate) fn mknod(caller: &Caller, n: &Notified, args: &[u64; 6], cx: &Cx) -> Result<Answer, Fail> {
     let mode = n.arg(Role::Mode, args).unwrap_or(0) as u32;
     let dev = n.arg(Role::Dev, args).unwrap_or(0) as u32;
     let (major, minor) = ((dev & 0xfff00) >> 8, (dev & 0xff) | ((dev >> 12) & 0xfff00));
@@ -114,12 +115,22 @@ pub(crate) fn mknod(caller: &Caller, n: &Notified, args: &[u64; 6], valid: &dyn 
     };
     let (parent, name) = Target::parent_of(caller, n, args)?;
     let perms = mode & 0o7777 & !umask(caller);
-    if !valid() {
+    if let Some(note) = cx.replayed() {
+        // A handler died after creating the node (the note names it): it is done.
+        let made = open_at(parent.as_raw_fd(), &name, libc::O_PATH | libc::O_NOFOLLOW)
+            .and_then(|fd| statx_fd(fd.as_raw_fd(), 0, libc::STATX_INO))
+            .is_ok_and(|st| st.stx_ino == note);
+        if made {
+            return Ok(Answer::Value(0));
+        }
+    }
+    if !cx.valid() {
         return Ok(Answer::Errno(libc::EINTR));
     }
     let placeholder = match create_at(parent.as_raw_fd(), c".", libc::O_TMPFILE | libc::O_WRONLY, perms) {
         Ok(fd) => {
             record_new(&fd, perms, kind)?;
+            cx.note(statx_fd(fd.as_raw_fd(), 0, libc::STATX_INO)?.stx_ino);
             // linkat through the handler's /proc (AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
             // SAFETY: valid C strings and fds.
             let rc =
@@ -132,6 +143,7 @@ pub(crate) fn mknod(caller: &Caller, n: &Notified, args: &[u64; 6], valid: &dyn 
         Err(Fail::Errno(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)) => {
             // No O_TMPFILE on this file system: create, then record.
             let fd = create_at(parent.as_raw_fd(), &name, libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW, perms)?;
+            cx.note(statx_fd(fd.as_raw_fd(), 0, libc::STATX_INO)?.stx_ino);
             record_new(&fd, perms, kind)?;
             fd
         }

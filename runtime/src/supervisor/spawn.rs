@@ -1,24 +1,29 @@
-//! Starting the handler process and handing it the listener: the process that installs the
-//! filter sends the listener fd over a socket (`SCM_RIGHTS`) to the handler, which was
-//! forked before (in the launcher's user namespace, in the host's PID namespace).
+//! Handler processes, and handing the listener around: the process that installs the
+//! filter sends the listener fd over unix sockets (`SCM_RIGHTS`), once to the keeper and
+//! once to the first handler; later handlers inherit it from the keeper (a fork) or get it
+//! as fd 3 of a new binary (an upgrade: `rootemu handler`).
 
+use super::journal::Journal;
 use super::{Handler, SuperviseError};
 use crate::notified::Notified;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
-/// A running handler process.
+/// The fd numbers an exec'd handler (`rootemu handler`) finds its listener and journal at.
+pub const HANDLER_FDS: (RawFd, RawFd) = (3, 4);
+
+/// A process, by pid and pidfd.
 #[derive(Debug)]
-pub struct HandlerProcess {
+pub struct Process {
     /// Its pid.
     pub pid: libc::pid_t,
-    /// The socket end the filter's installer sends the listener through.
-    pub socket: OwnedFd,
+    /// A pidfd (readable once it has exited).
+    pub pidfd: OwnedFd,
 }
 
-impl HandlerProcess {
-    /// Stops the handler (the command is gone) and reaps it.
-    pub fn stop(self) {
+impl Process {
+    /// Kills and reaps it.
+    pub fn kill(self) {
         // SAFETY: signalling and reaping our own child.
         unsafe {
             libc::kill(self.pid, libc::SIGKILL);
@@ -27,43 +32,60 @@ impl HandlerProcess {
     }
 }
 
-/// Forks the handler of `table`'s calls. It waits for the listener on a socket, then
-/// serves until killed; it dies with its parent.
-pub fn spawn_handler(table: &'static [Notified]) -> io::Result<HandlerProcess> {
+/// A pidfd for `pid` (Linux 5.3).
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open with a pid and no flags.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Forks a process that runs `f` and exits with its status; it dies with its parent.
+pub(crate) fn fork_running(f: impl FnOnce() -> i32) -> io::Result<Process> {
+    // SAFETY: the launcher is single-threaded; the child only runs `f`.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+        let code = f();
+        // SAFETY: leave the forked process without running the parent's destructors.
+        unsafe { libc::_exit(code) }
+    }
+    let pidfd = pidfd_open(pid)?;
+    Ok(Process { pid, pidfd })
+}
+
+/// Serves with `listener` and the journal in `journal_fd` until killed; reports failures
+/// on stderr. The body of every handler process.
+pub fn handler_main(listener: OwnedFd, journal_fd: OwnedFd, table: &'static [Notified]) -> i32 {
+    let run = || -> Result<(), SuperviseError> {
+        let journal = Journal::open(journal_fd).map_err(SuperviseError::Setup)?;
+        Handler::new(listener, table, journal)?.serve()
+    };
+    match run() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("rootemu: {e}");
+            1
+        }
+    }
+}
+
+/// A pair of connected unix sockets (`SOCK_SEQPACKET`, close-on-exec).
+pub(crate) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: socketpair fills two descriptors.
     if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) } != 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: fresh descriptors owned by nobody else.
-    let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    // SAFETY: the launcher is single-threaded here; the child only runs the handler.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if pid == 0 {
-        drop(theirs);
-        // SAFETY: prctl with integer arguments.
-        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
-        let code = match handler_main(&ours, table) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("rootemu: {e}");
-                1
-            }
-        };
-        // SAFETY: leave the forked process without running the parent's destructors.
-        unsafe { libc::_exit(code) }
-    }
-    Ok(HandlerProcess { pid, socket: theirs })
-}
-
-fn handler_main(socket: &OwnedFd, table: &'static [Notified]) -> Result<(), SuperviseError> {
-    let Some(listener) = receive_fd(socket.as_raw_fd()).map_err(SuperviseError::Setup)? else {
-        return Ok(()); // the command never installed its filter: nothing to serve
-    };
-    Handler::new(listener, table)?.serve()
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// Sends `fd` over the unix socket `socket`.
@@ -134,4 +156,16 @@ pub fn receive_fd(socket: RawFd) -> io::Result<Option<OwnedFd>> {
         }
         Ok(Some(OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>()))))
     }
+}
+
+/// A 64-bit FNV-1a digest of a program: a handler exec'd from another binary serves only
+/// the program it was built for.
+pub fn program_digest(program: &[crate::SockFilter]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for i in program {
+        for b in i.code.to_le_bytes().into_iter().chain([i.jt, i.jf]).chain(i.k.to_le_bytes()) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
 }

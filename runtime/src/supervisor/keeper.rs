@@ -1,0 +1,263 @@
+//! The part of the supervisor that must never die: it holds the listener and the
+//! journal, waits for the command, and keeps a handler running — restarted when it dies
+//! (crash, kill -9), replaced by another binary on request (an upgrade). It does no work
+//! on the calls itself, so it has nothing to crash on.
+//!
+//! While the keeper holds the listener, calls a dead handler had received stay pending
+//! (the kernel keeps them until someone answers); the next handler finds them in the
+//! journal ([`super::journal`]). Callers stay killable while they wait where the kernel
+//! has `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` (5.19).
+//!
+//! Control socket (`rootemu run --consistent --control PATH`), one line per request:
+//! `status` answers a JSON line of counts and takeover latencies; `upgrade BINARY` kills
+//! the handler and starts `BINARY handler` in its place (its program must be the one
+//! installed), answering `ok LATENCY_US` or `error ...`.
+
+use super::journal::{Count, Journal, now_ns};
+use super::spawn::{self, HANDLER_FDS, Process};
+use crate::notified::Notified;
+use std::io::{self, BufRead, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+/// The keeper of one consistent-mode run.
+pub struct Keeper {
+    table: &'static [Notified],
+    digest: u64,
+    journal: Journal,
+    /// The keeper's end of the socket the command sends the listener through.
+    inbox: OwnedFd,
+    /// The command's ends: to the keeper, to the first handler.
+    outboxes: (OwnedFd, OwnedFd),
+    listener: Option<OwnedFd>,
+    handler: Option<Process>,
+    control: Option<(UnixListener, PathBuf)>,
+    latencies_ns: Vec<u64>,
+}
+
+/// What a takeover measured.
+#[derive(Clone, Copy, Debug)]
+struct Takeover {
+    latency_ns: u64,
+}
+
+impl Keeper {
+    /// Starts the journal and the first handler (which waits for the listener), and the
+    /// control socket at `control` if given. `program` is the installed filter's.
+    pub fn start(table: &'static [Notified], program: &[crate::SockFilter], control: Option<&Path>) -> io::Result<Keeper> {
+        let journal = Journal::create()?;
+        let (inbox, to_keeper) = spawn::socket_pair()?;
+        let (from_command, to_handler) = spawn::socket_pair()?;
+        let control = match control {
+            Some(p) => Some((UnixListener::bind(p).map_err(|e| io::Error::new(e.kind(), format!("--control {}: {e}", p.display())))?, p.to_path_buf())),
+            None => None,
+        };
+        if let Some((l, _)) = &control {
+            l.set_nonblocking(true)?;
+        }
+        let journal_fd = journal.fd().try_clone()?;
+        let handler = spawn::fork_running(move || {
+            match spawn::receive_fd(from_command.as_raw_fd()) {
+                Ok(Some(listener)) => spawn::handler_main(listener, journal_fd, table),
+                _ => 0, // the command never installed its filter
+            }
+        })?;
+        Ok(Keeper {
+            table,
+            digest: spawn::program_digest(program),
+            journal,
+            inbox,
+            outboxes: (to_keeper, to_handler),
+            listener: None,
+            handler: Some(handler),
+            control,
+            latencies_ns: Vec::new(),
+        })
+    }
+
+    /// The sockets the filter's installer sends the listener through (to the keeper, then
+    /// to the first handler): [`spawn::send_fd`] on each.
+    pub fn outboxes(&self) -> [RawFd; 2] {
+        [self.outboxes.0.as_raw_fd(), self.outboxes.1.as_raw_fd()]
+    }
+
+    /// The journal's counts and the takeover latencies so far.
+    pub fn status(&self) -> String {
+        let lat: Vec<String> = self.latencies_ns.iter().map(|n| (n / 1000).to_string()).collect();
+        format!(
+            "{{\"handler_pid\":{},\"received\":{},\"answered\":{},\"gone\":{},\"replayed\":{},\"replay_skipped\":{},\"takeovers\":{},\"takeover_latencies_us\":[{}]}}",
+            self.handler.as_ref().map_or(0, |h| h.pid),
+            self.journal.get(Count::Received),
+            self.journal.get(Count::Answered),
+            self.journal.get(Count::Gone),
+            self.journal.get(Count::Replayed),
+            self.journal.get(Count::ReplaySkipped),
+            self.journal.get(Count::Takeovers),
+            lat.join(",")
+        )
+    }
+
+    /// Waits for the child `pid` (the command, or the namespace's init) and returns its
+    /// wait status, restarting the handler whenever it dies and serving the control socket.
+    pub fn wait(&mut self, pid: libc::pid_t) -> i32 {
+        let child = match spawn::pidfd_open(pid) {
+            Ok(fd) => fd,
+            Err(_) => return reap(pid),
+        };
+        loop {
+            let mut fds = vec![libc::pollfd { fd: child.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+            let handler = self.handler.as_ref().map(|h| h.pidfd.as_raw_fd());
+            fds.push(libc::pollfd { fd: handler.unwrap_or(-1), events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd { fd: if self.listener.is_none() { self.inbox.as_raw_fd() } else { -1 }, events: libc::POLLIN, revents: 0 });
+            let control = self.control.as_ref().map(|(l, _)| l.as_raw_fd());
+            fds.push(libc::pollfd { fd: control.unwrap_or(-1), events: libc::POLLIN, revents: 0 });
+            // SAFETY: fds is a valid array of pollfd.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+            if n < 0 {
+                continue; // EINTR: a forwarded signal
+            }
+            if fds[2].revents != 0 {
+                self.take_listener();
+            }
+            if fds[1].revents != 0 {
+                if let Err(e) = self.restart(None) {
+                    eprintln!("rootemu: consistent mode: the handler died and could not be restarted: {e}");
+                }
+            }
+            if fds[3].revents != 0 {
+                self.serve_control();
+            }
+            if fds[0].revents != 0 {
+                return reap(pid);
+            }
+        }
+    }
+
+    /// Reads the keeper's copy of the listener, once the command has sent it.
+    fn take_listener(&mut self) {
+        if let Ok(Some(l)) = spawn::receive_fd(self.inbox.as_raw_fd()) {
+            self.listener = Some(l);
+        }
+    }
+
+    /// The handler died (or is being replaced): reap it, start the next one (from
+    /// `binary` for an upgrade), and wait until it has taken over.
+    fn restart(&mut self, binary: Option<&Path>) -> Result<Takeover, String> {
+        let t0 = now_ns();
+        if let Some(h) = self.handler.take() {
+            h.kill();
+        }
+        if self.listener.is_none() {
+            self.take_listener();
+        }
+        let Some(listener) = &self.listener else {
+            return Err("the command has not handed over its listener".into());
+        };
+        self.journal.unready();
+        let (listener, journal) = (listener.try_clone().map_err(|e| e.to_string())?, self.journal.fd().try_clone().map_err(|e| e.to_string())?);
+        let table = self.table;
+        let digest = self.digest;
+        let binary = binary.map(Path::to_path_buf);
+        let h = spawn::fork_running(move || match &binary {
+            None => spawn::handler_main(listener, journal, table),
+            Some(b) => exec_handler(b, listener, journal, digest),
+        })
+        .map_err(|e| format!("starting a handler failed: {e}"))?;
+        self.handler = Some(h);
+        self.journal.count(Count::Takeovers);
+        // Ready when it has taken over the journal (a few ms); a handler that dies first
+        // (a refused upgrade) is reported.
+        for _ in 0..10_000 {
+            let ready = self.journal.ready_ns();
+            if ready != 0 {
+                let t = Takeover { latency_ns: ready.saturating_sub(t0) };
+                self.latencies_ns.push(t.latency_ns);
+                return Ok(t);
+            }
+            if self.handler.as_ref().is_some_and(|h| exited(h.pidfd.as_fd())) {
+                return Err("the new handler exited before taking over".into());
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        Err("the new handler did not take over within 2 s".into())
+    }
+
+    fn serve_control(&mut self) {
+        let Some((l, _)) = &self.control else { return };
+        let Ok((stream, _)) = l.accept() else { return };
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+        let mut line = String::new();
+        if io::BufReader::new(&stream).read_line(&mut line).is_err() {
+            return;
+        }
+        let reply = match line.trim().split_once(' ').unwrap_or((line.trim(), "")) {
+            ("status", _) => self.status(),
+            ("upgrade", bin) if !bin.is_empty() => match self.restart(Some(Path::new(bin))) {
+                Ok(t) => format!("ok {}", t.latency_ns / 1000),
+                Err(e) => {
+                    // Keep serving: back to a handler of this binary.
+                    let back = self.restart(None).map(|_| "").unwrap_or("; restarting the old handler failed too");
+                    format!("error {e}{back}")
+                }
+            },
+            (cmd, _) => format!("error unknown request `{cmd}` (expected `status` or `upgrade BINARY`)"),
+        };
+        let _ = writeln!(&stream, "{reply}");
+    }
+
+    /// Stops the handler; removes the control socket.
+    pub fn stop(mut self) {
+        if let Some(h) = self.handler.take() {
+            h.kill();
+        }
+        if let Some((_, p)) = self.control.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Sends a request to a keeper's control socket; its one-line answer.
+pub fn control(socket: &Path, request: &str) -> io::Result<String> {
+    let mut s = UnixStream::connect(socket)?;
+    writeln!(s, "{request}")?;
+    let mut line = String::new();
+    io::BufReader::new(s).read_line(&mut line)?;
+    Ok(line.trim_end().to_string())
+}
+
+/// In the forked child: `BINARY handler --program DIGEST` with the listener and journal at
+/// [`HANDLER_FDS`].
+fn exec_handler(binary: &Path, listener: OwnedFd, journal: OwnedFd, digest: u64) -> i32 {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: dup2 onto the agreed numbers (cleared close-on-exec), in the child.
+    unsafe {
+        if libc::dup2(listener.as_raw_fd(), HANDLER_FDS.0) < 0 || libc::dup2(journal.as_raw_fd(), HANDLER_FDS.1) < 0 {
+            return 126;
+        }
+    }
+    let e = std::process::Command::new(binary).args(["handler", "--program", &format!("{digest:016x}")]).exec();
+    eprintln!("rootemu: upgrading the handler: executing {} failed: {e}", binary.display());
+    127
+}
+
+fn exited(pidfd: std::os::fd::BorrowedFd) -> bool {
+    let mut p = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one pollfd, no wait.
+    unsafe { libc::poll(&mut p, 1, 0) == 1 }
+}
+
+fn reap(pid: libc::pid_t) -> i32 {
+    let mut status = 0;
+    loop {
+        // SAFETY: waits for our own child.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc == pid {
+            return status;
+        }
+        if rc < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return 1 << 8;
+        }
+    }
+}
