@@ -298,6 +298,11 @@ fn case(id: &str, dir: &Path, env: Option<&RunEnv>) -> Option<Actual> {
             cli(dir, &args)
         }
         "cli-bind" => cli(dir, &["run", "--bind", "/usr", "--", "true"]),
+        "cli-write-error" => {
+            let full = fs::File::options().write(true).open("/dev/full").unwrap();
+            let o = Command::new(rootemu_bin()).args(["filter", "dump", "--abi", "x86_64"]).stdout(full).output().unwrap();
+            actual(&o, dir)
+        }
         "inspect-not-elf" => {
             fs::write(dir.join("notes.txt"), "not an ELF file\n").unwrap();
             cli(dir, &["inspect", dir.join("notes.txt").to_str().unwrap()])
@@ -377,6 +382,7 @@ const IDS: &[&str] = &[
     "cli-sim-syscall",
     "cli-sim-argument",
     "cli-bind",
+    "cli-write-error",
     "inspect-not-elf",
     "run-userns-disabled",
     "run-root-missing",

@@ -1,5 +1,8 @@
 //! The `rootemu` command line: tables, filters, and running commands under root emulation.
 
+#[macro_use]
+mod output;
+
 mod filter;
 mod inputs;
 mod inspect;
@@ -42,6 +45,10 @@ fn main() -> ExitCode {
         Command::Run(a) => run::main(a),
         Command::Inspect(a) => inspect::main(a),
         Command::Selfcheck(a) => selfcheck::main(a),
+    };
+    let result = match (result, output::finish()) {
+        (Ok(code), Ok(())) => Ok(code),
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
     };
     match result {
         Ok(code) => ExitCode::from(code),
