@@ -236,12 +236,20 @@ fn run_refused(env: &RunEnv, id: &str, seccomp: u16, prctl: u16) -> Actual {
     out
 }
 
-/// A minimal root for --root: merged-usr symlinks; the host's /usr is bound in.
-fn make_root(env: &RunEnv) -> PathBuf {
-    let r = env.user_dir("rootfs");
+/// A minimal root for --root: merged-usr symlinks (the host's /usr is bound in) and the
+/// directories rootemu mounts on (`with_mount_points`).
+fn make_root(env: &RunEnv, name: &str, with_mount_points: bool) -> PathBuf {
+    let r = env.user_dir(name);
     fs::create_dir_all(r.join("usr")).unwrap();
+    if with_mount_points {
+        for d in ["dev", "proc", "sys", "tmp"] {
+            fs::create_dir_all(r.join(d)).unwrap();
+        }
+    }
     for d in ["bin", "lib", "lib64", "sbin"] {
-        if fs::symlink_metadata(Path::new("/").join(d)).is_ok_and(|m| m.file_type().is_symlink()) && !r.join(d).exists() {
+        if fs::symlink_metadata(Path::new("/").join(d)).is_ok_and(|m| m.file_type().is_symlink())
+            && fs::symlink_metadata(r.join(d)).is_err()
+        {
             std::os::unix::fs::symlink(format!("usr/{d}"), r.join(d)).unwrap();
         }
     }
@@ -346,8 +354,51 @@ fn case(id: &str, dir: &Path, env: Option<&RunEnv>) -> Option<Actual> {
                 }
                 "run-killed-by-signal" => env.run(id, &[], &["sh", "-c", "kill -TERM $$"], false),
                 "run-killed-by-signal-root" => {
-                    let r = make_root(env);
+                    let r = make_root(env, "rootfs", true);
                     env.run(id, &["--root", r.to_str().unwrap(), "--bind", "/usr:/usr"], &["sh", "-c", "kill -TERM $$"], false)
+                }
+                "run-usage" => env.run(id, &["--frobnicate"], &["touch", "MARKER"], true),
+                "run-bind-destination-missing" => {
+                    let r = make_root(env, "rootfs", true);
+                    env.run(id, &["--root", r.to_str().unwrap(), "--bind", "/usr:/missing"], &["touch", "MARKER"], true)
+                }
+                "run-bind-destination-missing-host" => {
+                    let dst = format!("/usr:{}", env.dir.join("missing").display());
+                    env.run(id, &["--bind", &dst], &["touch", "MARKER"], true)
+                }
+                "run-bind-kind-mismatch" => {
+                    let r = make_root(env, "rootfs", true);
+                    fs::write(env.dir.join("a-file"), "").unwrap();
+                    let bind = format!("{}:/usr", env.dir.join("a-file").display());
+                    env.run(id, &["--root", r.to_str().unwrap(), "--bind", &bind], &["touch", "MARKER"], true)
+                }
+                "run-userns-unmapped" => {
+                    if !need("unshare", "creates a user namespace without an id map") {
+                        return None;
+                    }
+                    let o = env
+                        .as_user(&["unshare", "--user", env.bin.to_str().unwrap(), "run", "--", "touch", env.marker(id).to_str().unwrap()])
+                        .output()
+                        .unwrap();
+                    assert!(!env.marker(id).exists(), "{id}: the command ran");
+                    actual(&o, &env.dir)
+                }
+                "run-path-quoted" => {
+                    let forged = env.dir.join("x\nrootemu: forged");
+                    env.run(id, &["--root", forged.to_str().unwrap()], &["touch", "MARKER"], true)
+                }
+                "run-missing-mount-points" => {
+                    let r = make_root(env, "bare", false);
+                    env.run(id, &["--root", r.to_str().unwrap(), "--bind", "/usr:/usr"], &["true"], false)
+                }
+                "run-apt-without-dev" => {
+                    let r = make_root(env, "apt-without-dev", false);
+                    fs::create_dir_all(r.join("etc/apt")).unwrap();
+                    env.run(id, &["--root", r.to_str().unwrap(), "--bind", "/usr:/usr"], &["true"], false)
+                }
+                "run-as-real-root" => {
+                    let o = Command::new(&env.bin).args(["run", "--", "true"]).stdin(Stdio::null()).output().unwrap();
+                    actual(&o, &env.dir)
                 }
                 _ => panic!("docs/errors.md: no case for row `{id}`"),
             }
@@ -395,6 +446,15 @@ const IDS: &[&str] = &[
     "run-not-executable",
     "run-killed-by-signal",
     "run-killed-by-signal-root",
+    "run-usage",
+    "run-bind-destination-missing",
+    "run-bind-destination-missing-host",
+    "run-bind-kind-mismatch",
+    "run-userns-unmapped",
+    "run-path-quoted",
+    "run-missing-mount-points",
+    "run-apt-without-dev",
+    "run-as-real-root",
 ];
 
 #[test]

@@ -38,7 +38,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            let args: Vec<_> = std::env::args_os().collect();
+            let code = if e.use_stderr() { run::usage_error_code(&args).unwrap_or(2) } else { 0 };
+            return ExitCode::from(code);
+        }
+    };
     let result = match cli.command {
         Command::Tables(c) => tables::main(c),
         Command::Filter(c) => filter::main(c),

@@ -199,9 +199,12 @@ pub fn self_test(filter: &Filter) -> Result<(), InstallError> {
     probe_active(abi)
 }
 
+/// The call [`self_test`] issues; [`InstallError::NotActive`] names it.
+pub(crate) const SELF_TEST_PROBE: &str = "fchown(-1, 0, 0)";
+
 /// Issues the probe `fchown(-1, 0, 0)` and reports whether it was faked.
 fn probe_active(abi: &'static str) -> Result<(), InstallError> {
-    const PROBE: &str = "fchown(-1, 0, 0)";
+    const PROBE: &str = SELF_TEST_PROBE;
     // SAFETY: fchown on an invalid descriptor touches nothing.
     let rc = unsafe { libc::fchown(-1, 0, 0) };
     if rc == 0 { Ok(()) } else { Err(InstallError::NotActive { abi, probe: PROBE, errno: last_errno() }) }

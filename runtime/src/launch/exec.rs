@@ -1,0 +1,65 @@
+//! The last steps of the command's process: the caller's signal state and closed
+//! descriptors back, `APT_CONFIG`, the filter installed LAST and self-tested, `execvp`.
+
+use super::error::LaunchError;
+use super::inherited;
+use super::signals::Inherited;
+use crate::Filter;
+use crate::install::{self, InstallOptions};
+use std::ffi::{CStr, CString, OsStr};
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+
+/// What the command's process needs.
+pub(crate) struct Command<'a> {
+    /// The command and its arguments.
+    pub(crate) argv: Vec<CString>,
+    /// The command name as given.
+    pub(crate) name: &'a OsStr,
+    /// The filter to install, `None` without emulation.
+    pub(crate) filter: Option<&'a Filter>,
+    /// The caller's signal state.
+    pub(crate) signals: Inherited,
+    /// `APT_CONFIG` for the command.
+    pub(crate) apt_config: Option<&'static CStr>,
+    /// Print what is done on stderr.
+    pub(crate) debug: bool,
+}
+
+/// Becomes the command. Returns only when it could not: the command did not run.
+pub(crate) fn exec(cmd: &Command<'_>) -> LaunchError {
+    cmd.signals.restore();
+    if let Some(value) = cmd.apt_config {
+        // SAFETY: this process is single-threaded (the launcher's precondition: a
+        // multi-threaded process cannot create a user namespace).
+        unsafe { std::env::set_var("APT_CONFIG", OsStr::from_bytes(value.to_bytes())) };
+    }
+    match cmd.filter {
+        Some(filter) => {
+            if let Err(e) = install::install(filter.program, InstallOptions { tsync: false }).and_then(|()| install::self_test(filter)) {
+                return LaunchError::Install(e);
+            }
+        }
+        None => super::debug(cmd.debug, "no emulation: no filter installed"),
+    }
+    inherited::close_inherited_closed_stdio();
+    let mut ptrs: Vec<*const libc::c_char> = cmd.argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    // SAFETY: NUL-terminated argv of valid C strings.
+    unsafe { libc::execvp(ptrs[0], ptrs.as_ptr()) };
+    let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    let name = cmd.name;
+    // execvp reports EACCES when some PATH entry is unreadable even if the name is nowhere.
+    let nowhere = e == libc::EACCES && !name.as_bytes().contains(&b'/') && !on_path(name);
+    match e {
+        libc::ENOENT | libc::ENOTDIR => LaunchError::NotFound { command: name.to_owned() },
+        _ if nowhere => LaunchError::NotFound { command: name.to_owned() },
+        _ => LaunchError::CannotExec { command: name.to_owned(), errno: e },
+    }
+}
+
+/// Whether `name` exists in some PATH directory (as execvp searches it).
+fn on_path(name: &OsStr) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/bin:/usr/bin".into());
+    std::env::split_paths(&path).any(|d| fs::symlink_metadata(d.join(name)).is_ok())
+}
