@@ -558,3 +558,18 @@ fn messages_say_what_is_true() {
     assert_eq!(err.lines().count(), 1, "{}", text(&o));
     assert!(err.contains("\\nrootemu: forged\": ENOENT"), "{}", text(&o));
 }
+
+/// `--root /`: the host's tree, with fresh /proc, /dev and /tmp; the host's devices and
+/// `--bind` sources are the host's, not what the fresh mounts cover them with.
+#[test]
+fn the_host_root_can_be_the_root() {
+    let Some(env) = env() else { return };
+    let w = env.workdir("hostroot");
+    fs::write(w.join("from-host"), "").unwrap();
+    let bind = format!("{}:/tmp/host-dir", w.display());
+    let script = "echo $$; test -c /dev/null && touch /tmp/rootemu-hostroot-test && ls -A /tmp /tmp/host-dir";
+    let o = env.run(&w, &["--root", "/", "--bind", &bind, "--", "sh", "-c", script]);
+    let want = "2\n/tmp:\nhost-dir\nrootemu-hostroot-test\n\n/tmp/host-dir:\nfrom-host\n";
+    assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(0), want), "{}", text(&o));
+    assert!(!Path::new("/tmp/rootemu-hostroot-test").exists(), "the command's /tmp is its own");
+}

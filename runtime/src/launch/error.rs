@@ -154,7 +154,7 @@ pub enum RootProblem {
     Open(i32),
     /// It is not a directory.
     NotADirectory,
-    /// Bound onto itself, it could not be reopened as that mount (it changed meanwhile, or it is `/`).
+    /// Bound onto itself, it could not be reopened as that mount (it changed meanwhile).
     Moved,
 }
 
@@ -163,7 +163,7 @@ impl fmt::Display for RootProblem {
         match self {
             RootProblem::Open(e) => f.write_str(&errno_text(*e)),
             RootProblem::NotADirectory => f.write_str("not a directory"),
-            RootProblem::Moved => f.write_str("changed while it was being bound onto itself (or it is /)"),
+            RootProblem::Moved => f.write_str("changed while it was being bound onto itself"),
         }
     }
 }

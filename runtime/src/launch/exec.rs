@@ -1,5 +1,5 @@
-//! The last steps of the command's process: the caller's signal state and closed
-//! descriptors back, `APT_CONFIG`, the filter installed LAST and self-tested, `execvp`.
+//! The last steps of the command's process: the caller's signal state, open-file limit
+//! and closed descriptors back, `APT_CONFIG`, the filter installed LAST and self-tested, `execvp`.
 
 use super::error::LaunchError;
 use super::inherited;
@@ -22,6 +22,8 @@ pub(crate) struct Command<'a> {
     pub(crate) signals: Inherited,
     /// `APT_CONFIG` for the command.
     pub(crate) apt_config: Option<&'static CStr>,
+    /// The caller's open-file limit, when the launcher raised it (for many bind sources).
+    pub(crate) nofile: Option<libc::rlimit>,
     /// Print what is done on stderr.
     pub(crate) debug: bool,
 }
@@ -29,6 +31,10 @@ pub(crate) struct Command<'a> {
 /// Becomes the command. Returns only when it could not: the command did not run.
 pub(crate) fn exec(cmd: &Command<'_>) -> LaunchError {
     cmd.signals.restore();
+    if let Some(lim) = &cmd.nofile {
+        // SAFETY: setrlimit with a limit obtained from getrlimit.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, lim) };
+    }
     if let Some(value) = cmd.apt_config {
         // SAFETY: this process is single-threaded (the launcher's precondition: a
         // multi-threaded process cannot create a user namespace).

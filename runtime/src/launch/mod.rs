@@ -113,13 +113,13 @@ pub fn run(opts: &LaunchOptions) -> Result<Outcome, LaunchError> {
     }
     userns::create(uid, gid)?;
     debug(opts.debug, &format!("user namespace: uid {uid} -> 0, gid {gid} -> 0, setgroups denied"));
-    let mut cmd = exec::Command { argv, name, filter: opts.filter.as_ref(), signals, apt_config: None, debug: opts.debug };
+    let mut cmd = exec::Command { argv, name, filter: opts.filter.as_ref(), signals, apt_config: None, nofile: None, debug: opts.debug };
     let Some(root) = root else {
         // Nothing to supervise: like `unshare -r`, this process becomes the command (with a
         // private mount namespace only when there is something to bind).
         if !opts.binds.is_empty() {
             mounts::private_namespace()?;
-            mounts::bind_on_host(opts)?;
+            cmd.nofile = mounts::bind_on_host(opts)?;
         }
         return Err(exec::exec(&cmd));
     };
@@ -131,6 +131,7 @@ pub fn run(opts: &LaunchOptions) -> Result<Outcome, LaunchError> {
     mounts::private_namespace()?;
     let new_root = mounts::build_root(&root, opts)?;
     cmd.apt_config = new_root.apt_config;
+    cmd.nofile = new_root.nofile;
     process::supervise(&cmd, &new_root)
 }
 

@@ -92,13 +92,99 @@ pub(crate) fn private_namespace() -> Result<(), LaunchError> {
     })
 }
 
-/// Without a root: binds each source on its host destination, which must exist.
-pub(crate) fn bind_on_host(opts: &LaunchOptions) -> Result<(), LaunchError> {
+/// Without a root: binds each source on its host destination, which must exist. Returns
+/// the caller's open-file limit when it had to be raised for the sources.
+pub(crate) fn bind_on_host(opts: &LaunchOptions) -> Result<Option<libc::rlimit>, LaunchError> {
+    let (sources, nofile) = open_user_sources(opts)?;
     let slash = open_dir(c"/").map_err(|errno| LaunchError::Mount { step: MountStep::Private, target: "/".into(), errno })?;
-    for (src, dst) in &opts.binds {
+    for (src, (_, dst)) in sources.iter().zip(&opts.binds) {
         bind_user(slash.as_fd(), src, dst, &[], false, opts.debug)?;
     }
-    Ok(())
+    Ok(nofile)
+}
+
+/// A host path to bind, opened (`O_PATH`, following symlinks as `mount(2)` does) before
+/// anything is mounted in the new root, so that nothing mounted there changes what it names.
+struct Source {
+    path: PathBuf,
+    fd: OwnedFd,
+    is_dir: bool,
+}
+
+impl Source {
+    fn open(path: &Path) -> Result<Source, i32> {
+        let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| libc::EINVAL)?;
+        // SAFETY: open with a valid C string; the result is owned here.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(errno());
+        }
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let is_dir = is_dir(&stat(fd.as_fd())?);
+        Ok(Source { path: path.to_path_buf(), fd, is_dir })
+    }
+
+    /// One of the host's own paths (`/dev/null`...); `target` names it in errors.
+    fn host(path: &str, target: &str) -> Result<Source, LaunchError> {
+        Source::open(Path::new(path)).map_err(|errno| LaunchError::Mount {
+            step: MountStep::Bind(path.into()),
+            target: target.into(),
+            errno,
+        })
+    }
+
+    fn bind(&self, at: BorrowedFd<'_>, recursive: bool, target: &Path) -> Result<(), LaunchError> {
+        let flags = libc::MS_BIND | if recursive { libc::MS_REC } else { 0 };
+        mount_raw(Some(&fd_path(self.fd.as_fd())), &fd_path(at), None, flags, None).map_err(|errno| LaunchError::Mount {
+            step: MountStep::Bind(self.path.clone()),
+            target: target.to_path_buf(),
+            errno,
+        })
+    }
+}
+
+/// Opens the `--bind` sources, raising the soft open-file limit when there are many; the
+/// caller's limit when it was raised.
+fn open_user_sources(opts: &LaunchOptions) -> Result<(Vec<Source>, Option<libc::rlimit>), LaunchError> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let needed = opts.binds.len() as libc::rlim_t + 64;
+    let mut raised = None;
+    // SAFETY: getrlimit/setrlimit with local storage.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 && lim.rlim_cur < needed {
+        let more = libc::rlimit { rlim_cur: needed.min(lim.rlim_max), rlim_max: lim.rlim_max };
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &more) } == 0 {
+            raised = Some(lim);
+        }
+    }
+    let sources = opts
+        .binds
+        .iter()
+        .map(|(src, _)| Source::open(src).map_err(|errno| LaunchError::BindSource { source: src.clone(), errno }))
+        .collect::<Result<_, _>>()?;
+    Ok((sources, raised))
+}
+
+/// The host's own sources, opened before anything is mounted (with `--root /` the fresh
+/// `/dev` covers the host's).
+struct HostSources {
+    devices: Vec<(&'static str, Source)>,
+    pts: Source,
+    sys: Source,
+    resolv: Option<Source>,
+}
+
+impl HostSources {
+    fn open() -> Result<HostSources, LaunchError> {
+        let devices = ["null", "zero", "full", "random", "urandom", "tty", "ptmx"]
+            .into_iter()
+            .map(|n| {
+                let p = format!("/dev/{n}");
+                Source::host(&p, &p).map(|s| (n, s))
+            })
+            .collect::<Result<_, _>>()?;
+        let resolv = Source::open(Path::new("/etc/resolv.conf")).ok().filter(|s| !s.is_dir);
+        Ok(HostSources { devices, pts: Source::host("/dev/pts", "/dev/pts")?, sys: Source::host("/sys", "/sys")?, resolv })
+    }
 }
 
 /// The new root, built by the supervisor; init finishes it ([`NewRoot::enter`]).
@@ -109,6 +195,8 @@ pub(crate) struct NewRoot {
     proc: Option<OwnedFd>,
     /// `APT_CONFIG` for the command, when the apt configuration was supplied.
     pub(crate) apt_config: Option<&'static CStr>,
+    /// The caller's open-file limit, when it was raised for many `--bind` sources.
+    pub(crate) nofile: Option<libc::rlimit>,
     debug: bool,
 }
 
@@ -130,6 +218,8 @@ pub(crate) fn build_root(root: &RootDir, opts: &LaunchOptions) -> Result<NewRoot
     let dbg = opts.debug;
     let root_mount = bind_root(root)?;
     let top = root_mount.as_fd();
+    let host = HostSources::open()?;
+    let (sources, nofile) = open_user_sources(opts)?;
     let mut missing = Vec::new();
     let mut ours = Vec::new(); // st_dev of our tmpfs mounts: mount points may be created there
     let dir = |name: &'static str, missing: &mut Vec<&str>| {
@@ -142,28 +232,23 @@ pub(crate) fn build_root(root: &RootDir, opts: &LaunchOptions) -> Result<NewRoot
 
     let dev = match dir("dev", &mut missing) {
         Some(fd) => {
-            let dev = tmpfs(top, fd.as_fd(), "/dev", libc::MS_NOSUID | libc::MS_NOEXEC, c"mode=0755,size=64k")?;
-            ours.push(
-                stat(dev.as_fd()).map_err(|errno| LaunchError::Mount { step: MountStep::Tmpfs, target: "/dev".into(), errno })?.st_dev,
-            );
-            populate_dev(dev.as_fd(), &ours)?;
+            let dev = tmpfs(top, fd.as_fd(), "/dev", libc::MS_NOSUID | libc::MS_NOEXEC, c"mode=0755,size=64k", &mut ours)?;
+            populate_dev(dev.as_fd(), &host, &ours)?;
             Some(dev)
         }
         None => None,
     };
     let proc = dir("proc", &mut missing);
     if let Some(fd) = dir("sys", &mut missing) {
-        bind(Path::new("/sys"), fd.as_fd(), true, "/sys")?;
-        let sys = reopen(top, "/sys")?;
-        make_readonly(sys.as_fd(), true, "/sys")?;
+        host.sys.bind(fd.as_fd(), true, Path::new("/sys"))?;
+        make_readonly(reopen(top, "/sys")?.as_fd(), true, "/sys")?;
     }
     if let Some(fd) = dir("tmp", &mut missing) {
-        let tmp = tmpfs(top, fd.as_fd(), "/tmp", libc::MS_NOSUID | libc::MS_NODEV, c"mode=1777")?;
-        ours.push(stat(tmp.as_fd()).map_err(|errno| LaunchError::Mount { step: MountStep::Tmpfs, target: "/tmp".into(), errno })?.st_dev);
+        tmpfs(top, fd.as_fd(), "/tmp", libc::MS_NOSUID | libc::MS_NODEV, c"mode=1777", &mut ours)?;
     }
-    resolv_conf(top, &mut missing, dbg)?;
+    resolv_conf(top, host.resolv.as_ref(), &mut missing, dbg)?;
     let apt_config = if opts.apt_hook { apt::supply(top, dev.as_ref().map(|d| d.as_fd()), dbg)? } else { None };
-    for (src, dst) in &opts.binds {
+    for (src, (_, dst)) in sources.iter().zip(&opts.binds) {
         bind_user(top, src, dst, &ours, true, dbg)?;
     }
     if !missing.is_empty() {
@@ -173,14 +258,18 @@ pub(crate) fn build_root(root: &RootDir, opts: &LaunchOptions) -> Result<NewRoot
             missing.join(", ")
         );
     }
-    Ok(NewRoot { top: root_mount, proc, apt_config, debug: dbg })
+    Ok(NewRoot { top: root_mount, proc, apt_config, nofile, debug: dbg })
 }
 
 /// Binds the root onto itself (pivot_root needs a mount point) and returns that mount.
 /// Inside the new mount namespace the root is looked up again (a bind source must be a
-/// mount of this namespace) and must still be the directory opened before.
+/// mount of this namespace) and must still be the directory opened before. `/` stays as
+/// it is (its own mount; entering it falls back to chroot).
 fn bind_root(root: &RootDir) -> Result<OwnedFd, LaunchError> {
     let moved = || LaunchError::Root { path: root.path.clone(), problem: RootProblem::Moved };
+    if root.canonical == Path::new("/") {
+        return open_dir(c"/").map_err(|_| moved());
+    }
     let path = cstr(&root.canonical)?;
     let id = |fd: &OwnedFd| stat(fd.as_fd()).map(|s| (s.st_dev, s.st_ino)).map_err(|_| moved());
     let inner = open_dir(&path).map_err(|_| moved())?;
@@ -207,26 +296,25 @@ fn reopen(top: BorrowedFd<'_>, path: &str) -> Result<OwnedFd, LaunchError> {
     open_in_root(top, Path::new(path), None).map_err(|errno| LaunchError::Mount { step: MountStep::MountPoint, target: path.into(), errno })
 }
 
-fn tmpfs(top: BorrowedFd<'_>, at: BorrowedFd<'_>, path: &str, flags: libc::c_ulong, data: &CStr) -> Result<OwnedFd, LaunchError> {
-    mount_raw(Some(c"tmpfs"), &fd_path(at), Some(c"tmpfs"), flags, Some(data)).map_err(|errno| LaunchError::Mount {
-        step: MountStep::Tmpfs,
-        target: path.into(),
-        errno,
-    })?;
-    reopen(top, path)
-}
-
-fn bind(src: &Path, at: BorrowedFd<'_>, recursive: bool, target: &str) -> Result<(), LaunchError> {
-    let flags = libc::MS_BIND | if recursive { libc::MS_REC } else { 0 };
-    mount_raw(Some(&cstr(src)?), &fd_path(at), None, flags, None).map_err(|errno| LaunchError::Mount {
-        step: MountStep::Bind(src.to_path_buf()),
-        target: target.into(),
-        errno,
-    })
+/// Mounts a tmpfs on `at` (`path` inside the root) and returns it; its `st_dev` joins
+/// `ours`, where mount points may be created.
+fn tmpfs(
+    top: BorrowedFd<'_>,
+    at: BorrowedFd<'_>,
+    path: &str,
+    flags: libc::c_ulong,
+    data: &CStr,
+    ours: &mut Vec<libc::dev_t>,
+) -> Result<OwnedFd, LaunchError> {
+    let err = |errno| LaunchError::Mount { step: MountStep::Tmpfs, target: path.into(), errno };
+    mount_raw(Some(c"tmpfs"), &fd_path(at), Some(c"tmpfs"), flags, Some(data)).map_err(err)?;
+    let fd = reopen(top, path)?;
+    ours.push(stat(fd.as_fd()).map_err(err)?.st_dev);
+    Ok(fd)
 }
 
 /// The fresh `/dev`: device binds, the host's pts, shm, and the fd links.
-fn populate_dev(dev: BorrowedFd<'_>, ours: &[libc::dev_t]) -> Result<(), LaunchError> {
+fn populate_dev(dev: BorrowedFd<'_>, host: &HostSources, ours: &[libc::dev_t]) -> Result<(), LaunchError> {
     let point = |name: &str, dir: bool| {
         open_in_root(dev, Path::new(name), Some(Create { dir, on: ours })).map_err(|errno| LaunchError::Mount {
             step: MountStep::MountPoint,
@@ -234,11 +322,10 @@ fn populate_dev(dev: BorrowedFd<'_>, ours: &[libc::dev_t]) -> Result<(), LaunchE
             errno,
         })
     };
-    for name in ["null", "zero", "full", "random", "urandom", "tty", "ptmx"] {
-        let host = Path::new("/dev").join(name);
-        bind(&host, point(name, false)?.as_fd(), false, &host.to_string_lossy())?;
+    for (name, src) in &host.devices {
+        src.bind(point(name, false)?.as_fd(), false, &Path::new("/dev").join(name))?;
     }
-    bind(Path::new("/dev/pts"), point("pts", true)?.as_fd(), true, "/dev/pts")?;
+    host.pts.bind(point("pts", true)?.as_fd(), true, Path::new("/dev/pts"))?;
     let shm = point("shm", true)?;
     mount_raw(Some(c"tmpfs"), &fd_path(shm.as_fd()), Some(c"tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(c"mode=1777"))
         .map_err(|errno| LaunchError::Mount { step: MountStep::Tmpfs, target: "/dev/shm".into(), errno })?;
@@ -255,15 +342,14 @@ fn populate_dev(dev: BorrowedFd<'_>, ours: &[libc::dev_t]) -> Result<(), LaunchE
 }
 
 /// The host's resolv.conf on the root's `/etc/resolv.conf`, read-only, when both exist.
-fn resolv_conf(top: BorrowedFd<'_>, missing: &mut Vec<&str>, dbg: bool) -> Result<(), LaunchError> {
-    let host = Path::new("/etc/resolv.conf");
-    if !host.is_file() || open_in_root(top, Path::new("etc"), None).is_err() {
+fn resolv_conf(top: BorrowedFd<'_>, host: Option<&Source>, missing: &mut Vec<&str>, dbg: bool) -> Result<(), LaunchError> {
+    let (Some(host), Ok(_)) = (host, open_in_root(top, Path::new("etc"), None)) else {
         super::debug(dbg, "resolv.conf: no host file or no /etc in the root: skipped");
         return Ok(());
-    }
+    };
     match open_in_root(top, Path::new("etc/resolv.conf"), None) {
         Ok(fd) if stat(fd.as_fd()).is_ok_and(|s| s.st_mode & libc::S_IFMT == libc::S_IFREG) => {
-            bind(host, fd.as_fd(), false, "/etc/resolv.conf")?;
+            host.bind(fd.as_fd(), false, Path::new("/etc/resolv.conf"))?;
             make_readonly(reopen(top, "/etc/resolv.conf")?.as_fd(), false, "/etc/resolv.conf")
         }
         _ => {
@@ -275,18 +361,16 @@ fn resolv_conf(top: BorrowedFd<'_>, missing: &mut Vec<&str>, dbg: bool) -> Resul
 
 /// One `--bind`: the destination resolved inside `top` (the root, or `/`); created only on
 /// the launcher's own tmpfs mounts (`ours`).
-fn bind_user(top: BorrowedFd<'_>, src: &Path, dst: &Path, ours: &[libc::dev_t], in_root: bool, dbg: bool) -> Result<(), LaunchError> {
-    let meta =
-        fs::metadata(src).map_err(|e| LaunchError::BindSource { source: src.to_path_buf(), errno: e.raw_os_error().unwrap_or(0) })?;
-    let problem = |problem| LaunchError::BindDestination { source: src.to_path_buf(), destination: dst.to_path_buf(), in_root, problem };
-    let fd = open_in_root(top, dst, Some(Create { dir: meta.is_dir(), on: ours }))
+fn bind_user(top: BorrowedFd<'_>, src: &Source, dst: &Path, ours: &[libc::dev_t], in_root: bool, dbg: bool) -> Result<(), LaunchError> {
+    let problem = |problem| LaunchError::BindDestination { source: src.path.clone(), destination: dst.to_path_buf(), in_root, problem };
+    let fd = open_in_root(top, dst, Some(Create { dir: src.is_dir, on: ours }))
         .map_err(|e| problem(if e == libc::ENOENT { DestinationProblem::Missing } else { DestinationProblem::Resolve(e) }))?;
     let st = stat(fd.as_fd()).map_err(|e| problem(DestinationProblem::Resolve(e)))?;
-    if is_dir(&st) != meta.is_dir() {
-        return Err(problem(DestinationProblem::KindMismatch { source_is_dir: meta.is_dir() }));
+    if is_dir(&st) != src.is_dir {
+        return Err(problem(DestinationProblem::KindMismatch { source_is_dir: src.is_dir }));
     }
-    bind(src, fd.as_fd(), true, &dst.to_string_lossy())?;
-    super::debug(dbg, &format!("bound {} on {}", super::quoted(src), super::quoted(dst)));
+    src.bind(fd.as_fd(), true, dst)?;
+    super::debug(dbg, &format!("bound {} on {}", super::quoted(&src.path), super::quoted(dst)));
     Ok(())
 }
 
