@@ -366,6 +366,17 @@ fn case(id: &str, dir: &Path, env: Option<&RunEnv>) -> Option<Actual> {
                     let dst = format!("/usr:{}", env.dir.join("missing").display());
                     env.run(id, &["--bind", &dst], &["touch", "MARKER"], true)
                 }
+                "run-bind-sources-over-limit" => {
+                    let mut script = String::from("ulimit -n 40; exec \"$0\" run");
+                    for i in 0..50 {
+                        let src = env.user_dir(&format!("srcs/{i}"));
+                        script.push_str(&format!(" --bind {}:/tmp", src.display()));
+                    }
+                    script.push_str(&format!(" -- touch {}", env.marker(id).display()));
+                    let o = env.as_user(&["sh", "-c", &script, env.bin.to_str().unwrap()]).output().unwrap();
+                    assert!(!env.marker(id).exists(), "{id}: the command ran");
+                    actual(&o, &env.dir)
+                }
                 "run-bind-kind-mismatch" => {
                     let r = make_root(env, "rootfs", true);
                     fs::write(env.dir.join("a-file"), "").unwrap();
@@ -449,6 +460,7 @@ const IDS: &[&str] = &[
     "run-usage",
     "run-bind-destination-missing",
     "run-bind-destination-missing-host",
+    "run-bind-sources-over-limit",
     "run-bind-kind-mismatch",
     "run-userns-unmapped",
     "run-path-quoted",

@@ -573,3 +573,29 @@ fn the_host_root_can_be_the_root() {
     assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(0), want), "{}", text(&o));
     assert!(!Path::new("/tmp/rootemu-hostroot-test").exists(), "the command's /tmp is its own");
 }
+
+/// Many distinct `--bind` sources are held open while binding: rootemu raises its soft
+/// open-file limit, and the command gets the caller's back.
+#[test]
+fn many_bind_sources_keep_the_callers_open_file_limit() {
+    let Some(env) = env() else { return };
+    let w = env.workdir("nofile");
+    let mut binds = String::new();
+    for i in 0..300 {
+        for d in [format!("src/{i}"), format!("dst/{i}")] {
+            fs::create_dir_all(w.join(d)).unwrap();
+        }
+        binds.push_str(&format!(" --bind src/{i}:{}/dst/{i}", w.display()));
+    }
+    let st = Command::new("chown").args(["-R", &format!("{}:{}", env.uid, env.gid)]).arg(&w).status().unwrap();
+    assert!(st.success());
+    let o = env.sh(&w, &format!("ulimit -Sn 256; exec \"$ROOTEMU\" run{binds} -- sh -c 'ulimit -Sn; ls dst/299 | wc -l'"));
+    assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(0), "256\n0\n"), "{}", text(&o));
+    let o = env.sh(&w, &format!("ulimit -n 100; exec \"$ROOTEMU\" run{binds} -- true"));
+    assert_eq!(o.status.code(), Some(125), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).starts_with("rootemu: --bind: more distinct sources than the open-file limit allows"),
+        "{}",
+        text(&o)
+    );
+}

@@ -70,6 +70,11 @@ fn parse_bind(b: &OsStr) -> Result<(PathBuf, PathBuf), String> {
 fn message(e: &LaunchError, root: Option<&Path>) -> String {
     match e {
         LaunchError::Root { path, problem } => format!("--root {}: {problem}", quoted(path)),
+        // Every distinct source is held open until the binds are made.
+        LaunchError::BindSource { source, errno: libc::EMFILE } => format!(
+            "--bind: more distinct sources than the open-file limit allows (raise `ulimit -Hn`): {} is one too many",
+            quoted(source)
+        ),
         LaunchError::BindSource { source, errno } => format!("--bind source {}: {}", quoted(source), rootemu::install::errno_text(*errno)),
         LaunchError::BindDestination { source, destination, problem, .. } => {
             let mut spec = source.as_os_str().to_owned();

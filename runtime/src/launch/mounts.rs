@@ -97,8 +97,8 @@ pub(crate) fn private_namespace() -> Result<(), LaunchError> {
 pub(crate) fn bind_on_host(opts: &LaunchOptions) -> Result<Option<libc::rlimit>, LaunchError> {
     let (sources, nofile) = open_user_sources(opts)?;
     let slash = open_dir(c"/").map_err(|errno| LaunchError::Mount { step: MountStep::Private, target: "/".into(), errno })?;
-    for (src, (_, dst)) in sources.iter().zip(&opts.binds) {
-        bind_user(slash.as_fd(), src, dst, &[], false, opts.debug)?;
+    for (i, (_, dst)) in opts.binds.iter().enumerate() {
+        bind_user(slash.as_fd(), sources.of(i), dst, &[], false, opts.debug)?;
     }
     Ok(nofile)
 }
@@ -143,11 +143,32 @@ impl Source {
     }
 }
 
+/// The `--bind` sources, each distinct path opened once; `of(i)` is the source of bind `i`.
+struct UserSources {
+    opened: Vec<Source>,
+    index: Vec<usize>,
+}
+
+impl UserSources {
+    fn of(&self, bind: usize) -> &Source {
+        &self.opened[self.index[bind]]
+    }
+}
+
 /// Opens the `--bind` sources, raising the soft open-file limit when there are many; the
 /// caller's limit when it was raised.
-fn open_user_sources(opts: &LaunchOptions) -> Result<(Vec<Source>, Option<libc::rlimit>), LaunchError> {
+fn open_user_sources(opts: &LaunchOptions) -> Result<(UserSources, Option<libc::rlimit>), LaunchError> {
+    let mut seen = std::collections::HashMap::new();
+    let index: Vec<usize> = opts
+        .binds
+        .iter()
+        .map(|(src, _)| {
+            let n = seen.len();
+            *seen.entry(src.as_path()).or_insert(n)
+        })
+        .collect();
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    let needed = opts.binds.len() as libc::rlim_t + 64;
+    let needed = seen.len() as libc::rlim_t + 64;
     let mut raised = None;
     // SAFETY: getrlimit/setrlimit with local storage.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 && lim.rlim_cur < needed {
@@ -156,12 +177,13 @@ fn open_user_sources(opts: &LaunchOptions) -> Result<(Vec<Source>, Option<libc::
             raised = Some(lim);
         }
     }
-    let sources = opts
-        .binds
-        .iter()
-        .map(|(src, _)| Source::open(src).map_err(|errno| LaunchError::BindSource { source: src.clone(), errno }))
+    let mut paths: Vec<(&Path, usize)> = seen.into_iter().collect();
+    paths.sort_unstable_by_key(|(_, i)| *i);
+    let opened = paths
+        .into_iter()
+        .map(|(src, _)| Source::open(src).map_err(|errno| LaunchError::BindSource { source: src.to_path_buf(), errno }))
         .collect::<Result<_, _>>()?;
-    Ok((sources, raised))
+    Ok((UserSources { opened, index }, raised))
 }
 
 /// The host's own sources, opened before anything is mounted (with `--root /` the fresh
@@ -248,8 +270,8 @@ pub(crate) fn build_root(root: &RootDir, opts: &LaunchOptions) -> Result<NewRoot
     }
     resolv_conf(top, host.resolv.as_ref(), &mut missing, dbg)?;
     let apt_config = if opts.apt_hook { apt::supply(top, dev.as_ref().map(|d| d.as_fd()), dbg)? } else { None };
-    for (src, (_, dst)) in sources.iter().zip(&opts.binds) {
-        bind_user(top, src, dst, &ours, true, dbg)?;
+    for (i, (_, dst)) in opts.binds.iter().enumerate() {
+        bind_user(top, sources.of(i), dst, &ours, true, dbg)?;
     }
     if !missing.is_empty() {
         eprintln!(
