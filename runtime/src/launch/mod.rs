@@ -20,8 +20,9 @@
 //!
 //! Fail closed: a failing step is returned (or, from init or the command, reported through
 //! a close-on-exec pipe) and the command is never executed. Errors are typed
-//! ([`LaunchError`]); with a root directory, a command killed by signal N is reported as
-//! [`Outcome::Signaled`] (the CLI exits 128+N, as shells do).
+//! ([`LaunchError`](crate::launch::LaunchError)); with a root directory, a command killed
+//! by signal N is reported as [`Outcome::Signaled`](crate::launch::Outcome::Signaled) (the
+//! CLI exits 128+N, as shells do).
 //!
 //! The caller must be single-threaded (the kernel refuses a user namespace otherwise).
 
