@@ -445,6 +445,16 @@ fn nothing_is_written_outside_the_root() {
         assert!(String::from_utf8_lossy(&o.stderr).contains("/opt/link/sub does not exist in --root ."), "{}", text(&o));
         assert_eq!(listing(&w), before, "root {as_root}: something changed next to or in the root");
     }
+    // The case as real root: DIR/etc -> /etc. Inside the root that link loops, so
+    // there is no /etc there: the host's /etc/apt is not touched.
+    let r2 = w.join("etc-is-host-etc");
+    fs::create_dir_all(r2.join("usr")).unwrap();
+    run_env::usr_links(&r2);
+    std::os::unix::fs::symlink("/etc", r2.join("etc")).unwrap();
+    let host_apt = listing(Path::new("/etc/apt"));
+    let o = Command::new(&env.bin).args(["run", "--root"]).arg(&r2).args(["--bind", "/usr:/usr", "--", "true"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(listing(Path::new("/etc/apt")), host_apt, "the host's /etc/apt changed");
 }
 
 /// Defect 7: the root is left byte for byte and metadata for metadata as it was, with

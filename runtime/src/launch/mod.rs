@@ -24,6 +24,10 @@
 //! by signal N is reported as [`Outcome::Signaled`](crate::launch::Outcome::Signaled) (the
 //! CLI exits 128+N, as shells do).
 //!
+//! A mode that needs a supervisor next to the command (e.g. answering seccomp user
+//! notifications) takes the forking path, with or without a root directory; the fork-free
+//! path is for plain runs.
+//!
 //! The caller must be single-threaded (the kernel refuses a user namespace otherwise).
 
 mod apt;
