@@ -377,6 +377,13 @@ fn case(id: &str, dir: &Path, env: Option<&RunEnv>) -> Option<Actual> {
                     assert!(!env.marker(id).exists(), "{id}: the command ran");
                     actual(&o, &env.dir)
                 }
+                "run-bind-destination-loop" => {
+                    let r = make_root(env, "rootfs", true);
+                    if fs::symlink_metadata(r.join("loop")).is_err() {
+                        std::os::unix::fs::symlink("/loop", r.join("loop")).unwrap();
+                    }
+                    env.run(id, &["--root", r.to_str().unwrap(), "--bind", "/usr:/loop/x"], &["touch", "MARKER"], true)
+                }
                 "run-bind-kind-mismatch" => {
                     let r = make_root(env, "rootfs", true);
                     fs::write(env.dir.join("a-file"), "").unwrap();
@@ -461,6 +468,7 @@ const IDS: &[&str] = &[
     "run-bind-destination-missing",
     "run-bind-destination-missing-host",
     "run-bind-sources-over-limit",
+    "run-bind-destination-loop",
     "run-bind-kind-mismatch",
     "run-userns-unmapped",
     "run-path-quoted",

@@ -93,6 +93,7 @@ fn message(e: &LaunchError, root: Option<&Path>) -> String {
                         quoted(destination)
                     )
                 }
+                (DestinationProblem::Resolve(_), _) => format!("--bind {spec}: {}: {problem}", quoted(destination)),
                 (p, _) => format!("--bind {spec}: {} {p}", quoted(destination)),
             }
         }
