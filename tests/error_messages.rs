@@ -236,12 +236,20 @@ fn run_refused(env: &RunEnv, id: &str, seccomp: u16, prctl: u16) -> Actual {
     out
 }
 
-/// A minimal root for --root: merged-usr symlinks; the host's /usr is bound in.
-fn make_root(env: &RunEnv) -> PathBuf {
-    let r = env.user_dir("rootfs");
+/// A minimal root for --root: merged-usr symlinks (the host's /usr is bound in) and the
+/// directories rootemu mounts on (`with_mount_points`).
+fn make_root(env: &RunEnv, name: &str, with_mount_points: bool) -> PathBuf {
+    let r = env.user_dir(name);
     fs::create_dir_all(r.join("usr")).unwrap();
+    if with_mount_points {
+        for d in ["dev", "proc", "sys", "tmp"] {
+            fs::create_dir_all(r.join(d)).unwrap();
+        }
+    }
     for d in ["bin", "lib", "lib64", "sbin"] {
-        if fs::symlink_metadata(Path::new("/").join(d)).is_ok_and(|m| m.file_type().is_symlink()) && !r.join(d).exists() {
+        if fs::symlink_metadata(Path::new("/").join(d)).is_ok_and(|m| m.file_type().is_symlink())
+            && fs::symlink_metadata(r.join(d)).is_err()
+        {
             std::os::unix::fs::symlink(format!("usr/{d}"), r.join(d)).unwrap();
         }
     }
@@ -298,6 +306,11 @@ fn case(id: &str, dir: &Path, env: Option<&RunEnv>) -> Option<Actual> {
             cli(dir, &args)
         }
         "cli-bind" => cli(dir, &["run", "--bind", "/usr", "--", "true"]),
+        "cli-write-error" => {
+            let full = fs::File::options().write(true).open("/dev/full").unwrap();
+            let o = Command::new(rootemu_bin()).args(["filter", "dump", "--abi", "x86_64"]).stdout(full).output().unwrap();
+            actual(&o, dir)
+        }
         "inspect-not-elf" => {
             fs::write(dir.join("notes.txt"), "not an ELF file\n").unwrap();
             cli(dir, &["inspect", dir.join("notes.txt").to_str().unwrap()])
@@ -341,8 +354,69 @@ fn case(id: &str, dir: &Path, env: Option<&RunEnv>) -> Option<Actual> {
                 }
                 "run-killed-by-signal" => env.run(id, &[], &["sh", "-c", "kill -TERM $$"], false),
                 "run-killed-by-signal-root" => {
-                    let r = make_root(env);
+                    let r = make_root(env, "rootfs", true);
                     env.run(id, &["--root", r.to_str().unwrap(), "--bind", "/usr:/usr"], &["sh", "-c", "kill -TERM $$"], false)
+                }
+                "run-usage" => env.run(id, &["--frobnicate"], &["touch", "MARKER"], true),
+                "run-bind-destination-missing" => {
+                    let r = make_root(env, "rootfs", true);
+                    env.run(id, &["--root", r.to_str().unwrap(), "--bind", "/usr:/missing"], &["touch", "MARKER"], true)
+                }
+                "run-bind-destination-missing-host" => {
+                    let dst = format!("/usr:{}", env.dir.join("missing").display());
+                    env.run(id, &["--bind", &dst], &["touch", "MARKER"], true)
+                }
+                "run-bind-sources-over-limit" => {
+                    let mut script = String::from("ulimit -n 40; exec \"$0\" run");
+                    for i in 0..50 {
+                        let src = env.user_dir(&format!("srcs/{i}"));
+                        script.push_str(&format!(" --bind {}:/tmp", src.display()));
+                    }
+                    script.push_str(&format!(" -- touch {}", env.marker(id).display()));
+                    let o = env.as_user(&["sh", "-c", &script, env.bin.to_str().unwrap()]).output().unwrap();
+                    assert!(!env.marker(id).exists(), "{id}: the command ran");
+                    actual(&o, &env.dir)
+                }
+                "run-bind-destination-loop" => {
+                    let r = make_root(env, "rootfs", true);
+                    if fs::symlink_metadata(r.join("loop")).is_err() {
+                        std::os::unix::fs::symlink("/loop", r.join("loop")).unwrap();
+                    }
+                    env.run(id, &["--root", r.to_str().unwrap(), "--bind", "/usr:/loop/x"], &["touch", "MARKER"], true)
+                }
+                "run-bind-kind-mismatch" => {
+                    let r = make_root(env, "rootfs", true);
+                    fs::write(env.dir.join("a-file"), "").unwrap();
+                    let bind = format!("{}:/usr", env.dir.join("a-file").display());
+                    env.run(id, &["--root", r.to_str().unwrap(), "--bind", &bind], &["touch", "MARKER"], true)
+                }
+                "run-userns-unmapped" => {
+                    if !need("unshare", "creates a user namespace without an id map") {
+                        return None;
+                    }
+                    let o = env
+                        .as_user(&["unshare", "--user", env.bin.to_str().unwrap(), "run", "--", "touch", env.marker(id).to_str().unwrap()])
+                        .output()
+                        .unwrap();
+                    assert!(!env.marker(id).exists(), "{id}: the command ran");
+                    actual(&o, &env.dir)
+                }
+                "run-path-quoted" => {
+                    let forged = env.dir.join("x\nrootemu: forged");
+                    env.run(id, &["--root", forged.to_str().unwrap()], &["touch", "MARKER"], true)
+                }
+                "run-missing-mount-points" => {
+                    let r = make_root(env, "bare", false);
+                    env.run(id, &["--root", r.to_str().unwrap(), "--bind", "/usr:/usr"], &["true"], false)
+                }
+                "run-apt-without-dev" => {
+                    let r = make_root(env, "apt-without-dev", false);
+                    fs::create_dir_all(r.join("etc/apt")).unwrap();
+                    env.run(id, &["--root", r.to_str().unwrap(), "--bind", "/usr:/usr"], &["true"], false)
+                }
+                "run-as-real-root" => {
+                    let o = Command::new(&env.bin).args(["run", "--", "true"]).stdin(Stdio::null()).output().unwrap();
+                    actual(&o, &env.dir)
                 }
                 _ => panic!("docs/errors.md: no case for row `{id}`"),
             }
@@ -377,6 +451,7 @@ const IDS: &[&str] = &[
     "cli-sim-syscall",
     "cli-sim-argument",
     "cli-bind",
+    "cli-write-error",
     "inspect-not-elf",
     "run-userns-disabled",
     "run-root-missing",
@@ -389,6 +464,17 @@ const IDS: &[&str] = &[
     "run-not-executable",
     "run-killed-by-signal",
     "run-killed-by-signal-root",
+    "run-usage",
+    "run-bind-destination-missing",
+    "run-bind-destination-missing-host",
+    "run-bind-sources-over-limit",
+    "run-bind-destination-loop",
+    "run-bind-kind-mismatch",
+    "run-userns-unmapped",
+    "run-path-quoted",
+    "run-missing-mount-points",
+    "run-apt-without-dev",
+    "run-as-real-root",
 ];
 
 #[test]

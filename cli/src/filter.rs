@@ -5,7 +5,6 @@ use clap::{Subcommand, ValueEnum};
 use rootemu_codegen::bpf::Action;
 use rootemu_codegen::sim::{self, SeccompData};
 use rootemu_codegen::{Endian, Filter, export};
-use std::io::Write;
 use std::path::PathBuf;
 
 /// `rootemu filter` subcommands.
@@ -81,12 +80,12 @@ pub(crate) fn main(cmd: FilterCmd) -> Result<u8, String> {
     match cmd {
         FilterCmd::Dump { inputs } => {
             let f = inputs.build()?;
-            print!("{}", f.listing());
+            out!("{}", f.listing());
             Ok(0)
         }
         FilterCmd::Sim { inputs, as_abi, syscall, args } => sim(&inputs.build()?, &as_abi, &syscall, &args),
         FilterCmd::Stats { inputs } => {
-            print!("{}", stats(&inputs.build()?));
+            out!("{}", stats(&inputs.build()?));
             Ok(0)
         }
         FilterCmd::Export { inputs, format, byte_order, output } => {
@@ -115,7 +114,7 @@ pub(crate) fn main(cmd: FilterCmd) -> Result<u8, String> {
             };
             match output {
                 Some(path) => std::fs::write(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?,
-                None => std::io::stdout().write_all(&bytes).map_err(|e| format!("cannot write to standard output: {e}"))?,
+                None => crate::output::write_bytes(&bytes),
             }
             Ok(0)
         }
@@ -151,7 +150,7 @@ fn sim(f: &Filter, abi_name: &str, syscall: &str, arg_specs: &[String]) -> Resul
     let out = sim::run(&f.program, &d).map_err(|e| format!("the program fails: {e}"))?;
     let action = Action::from_ret(out.ret).map_or(format!("{:#x}", out.ret), |a| a.to_string());
     let name = f.tables.lookup(abi.audit_arch, nr).map_or("no syscall", |(_, n)| n);
-    println!("{} {name} (nr {nr}): {action} after {} instructions", abi.name, out.steps);
+    outln!("{} {name} (nr {nr}): {action} after {} instructions", abi.name, out.steps);
     Ok(0)
 }
 

@@ -43,10 +43,10 @@ pub(crate) fn main(args: InspectArgs) -> Result<u8, String> {
     let elf = goblin::elf::Elf::parse(&bytes).map_err(|e| format!("{}: not an ELF file: {e}", args.binary.display()))?;
     let big = !elf.little_endian;
     let Some(records) = embedded(&elf, &bytes)? else {
-        println!("{}: no {SECTION} section: no rootemu filter embedded", args.binary.display());
+        outln!("{}: no {SECTION} section: no rootemu filter embedded", args.binary.display());
         return Ok(2);
     };
-    println!(
+    outln!(
         "{}: {}-bit {}-endian ELF, {} filter(s) in {SECTION}",
         args.binary.display(),
         if elf.is_64 { 64 } else { 32 },
@@ -56,7 +56,7 @@ pub(crate) fn main(args: InspectArgs) -> Result<u8, String> {
     let mut mismatch = false;
     for (i, r) in records.iter().enumerate() {
         let abis: Vec<String> = r.get("abis").split(',').filter(|s| !s.is_empty()).map(String::from).collect();
-        println!(
+        outln!(
             "filter {}: policy {}, tables of Linux {}, {} instructions, {} ABIs: {}",
             i + 1,
             r.get("policy"),
@@ -67,16 +67,16 @@ pub(crate) fn main(args: InspectArgs) -> Result<u8, String> {
         );
         let current = args.inputs.clone().with_abis(abis).build()?;
         if args.listing {
-            print!("{}", disasm::disassemble(&r.program, &current.tables));
+            out!("{}", disasm::disassemble(&r.program, &current.tables));
         }
         match r.program.iter().zip(&current.program).position(|(a, b)| a != b) {
             None if r.program.len() == current.program.len() => {
-                println!("filter {}: matches the current tables (Linux {}) instruction for instruction", i + 1, current.kernel())
+                outln!("filter {}: matches the current tables (Linux {}) instruction for instruction", i + 1, current.kernel())
             }
             at => {
                 mismatch = true;
                 let at = at.unwrap_or(r.program.len().min(current.program.len()));
-                println!(
+                outln!(
                     "filter {}: DIFFERS from the current tables (Linux {}) at instruction {at} ({} vs {} instructions)",
                     i + 1,
                     current.kernel(),

@@ -1,5 +1,8 @@
 //! The `rootemu` command line: tables, filters, and running commands under root emulation.
 
+#[macro_use]
+mod output;
+
 mod filter;
 mod inputs;
 mod inspect;
@@ -42,7 +45,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            let args: Vec<_> = std::env::args_os().collect();
+            let code = if e.use_stderr() { run::usage_error_code(&args).unwrap_or(2) } else { 0 };
+            return ExitCode::from(code);
+        }
+    };
     let result = match cli.command {
         Command::Tables(c) => tables::main(c),
         Command::Filter(c) => filter::main(c),
@@ -51,6 +62,10 @@ fn main() -> ExitCode {
         Command::Selfcheck(a) => selfcheck::main(a),
         Command::Supervisor(c) => supervisor::main(c),
         Command::Handler(a) => supervisor::handler(a),
+    };
+    let result = match (result, output::finish()) {
+        (Ok(code), Ok(())) => Ok(code),
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -56,9 +56,9 @@ impl Report {
         self.total += 1;
         if ok {
             self.passed += 1;
-            println!("CHECK {name} ok");
+            outln!("CHECK {name} ok");
         } else {
-            println!("CHECK {name} FAIL {}", detail().replace('\n', " "));
+            outln!("CHECK {name} FAIL {}", detail().replace('\n', " "));
         }
         ok
     }
@@ -158,11 +158,11 @@ pub(crate) fn main(args: SelfcheckArgs) -> Result<u8, String> {
         Ok(abi) => abi,
         Err(why) => {
             r.check("own_abi", false, || why);
-            println!("RESULT unknown {}/{}", r.passed, r.total);
+            outln!("RESULT unknown {}/{}", r.passed, r.total);
             return Ok(1);
         }
     };
-    println!(
+    outln!(
         "SELFCHECK {} {}: ELF e_machine {} {}-bit {}-endian; ABI {} (AUDIT_ARCH {:#x}, nr_base {}); filter `{}`: {} instructions, ABIs {}",
         env!("CARGO_PKG_NAME"),
         env!("CARGO_PKG_VERSION"),
@@ -270,7 +270,7 @@ pub(crate) fn main(args: SelfcheckArgs) -> Result<u8, String> {
     } else if args.install {
         install_checks(&mut r, &filter, args.uid.map(|u| (u, args.gid.unwrap_or(u))));
     }
-    println!("RESULT {} {}/{}", abi.name, r.passed, r.total);
+    outln!("RESULT {} {}/{}", abi.name, r.passed, r.total);
     Ok(u8::from(r.passed != r.total))
 }
 

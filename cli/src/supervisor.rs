@@ -27,14 +27,14 @@ pub(crate) enum SupervisorCmd {
 
 /// Runs `rootemu supervisor`.
 pub(crate) fn main(c: SupervisorCmd) -> Result<u8, String> {
-    let (control, request) = match c {
-        SupervisorCmd::Status { control } => (control, "status".to_string()),
+    let (control, binary) = match c {
+        SupervisorCmd::Status { control } => (control, None),
         SupervisorCmd::Upgrade { control, binary } => {
-            let b = std::fs::canonicalize(&binary).map_err(|e| format!("{}: {e}", binary.display()))?;
-            (control, format!("upgrade {}", b.display()))
+            let f = std::fs::File::open(&binary).map_err(|e| format!("{}: {e}", binary.display()))?;
+            (control, Some(f))
         }
     };
-    let reply = keeper::control(&control, &request).map_err(|e| format!("--control {}: {e}", control.display()))?;
+    let reply = keeper::control(&control, binary.as_ref()).map_err(|e| format!("--control {}: {e}", control.display()))?;
     match reply.strip_prefix("error ") {
         Some(e) => Err(e.to_string()),
         None => {
@@ -57,10 +57,15 @@ pub(crate) fn handler(a: HandlerArgs) -> Result<u8, String> {
     let filter = crate::run::consistent_filter()?;
     let mine = format!("{:016x}", spawn::program_digest(filter.program));
     if mine != a.program {
-        return Err(format!("handler: this binary's consistent filter (digest {mine}) is not the one installed ({}): refusing to serve it", a.program));
+        return Err(format!(
+            "handler: this binary's consistent filter (digest {mine}) is not the one installed ({}): refusing to serve it",
+            a.program
+        ));
     }
-    let (l, j) = spawn::HANDLER_FDS;
-    // SAFETY: the keeper put the listener and the journal at these fds before exec.
-    let (listener, journal) = unsafe { (OwnedFd::from_raw_fd(l), OwnedFd::from_raw_fd(j)) };
-    Ok(spawn::handler_main(listener, journal, filter.notified) as u8)
+    let (l, j, p) = spawn::HANDLER_FDS;
+    // SAFETY: the keeper put the listener, the journal and /proc at these fds before exec.
+    let fds = unsafe {
+        spawn::HandlerFds { listener: OwnedFd::from_raw_fd(l), journal: OwnedFd::from_raw_fd(j), proc_dir: OwnedFd::from_raw_fd(p) }
+    };
+    Ok(spawn::handler_main(fds, filter.notified) as u8)
 }

@@ -54,8 +54,8 @@ pub(crate) fn main(cmd: TablesCmd) -> Result<u8, String> {
         TablesCmd::Import { kernel, tables, out } => {
             let out = out.unwrap_or_else(|| tables.clone());
             let report = import::import_tree(&kernel, &tables, &out).map_err(show)?;
-            print!("{report}");
-            println!("wrote {} files to {}", report.abis.len(), out.display());
+            out!("{report}");
+            outln!("wrote {} files to {}", report.abis.len(), out.display());
             Ok(0)
         }
         TablesCmd::Check { tables } => match Tables::load_dir(&tables) {
@@ -64,7 +64,7 @@ pub(crate) fn main(cmd: TablesCmd) -> Result<u8, String> {
                 let mut kernels: Vec<&str> = t.abis.iter().map(|a| a.kernel()).collect();
                 kernels.sort_unstable();
                 kernels.dedup();
-                println!("{}: {} ABIs, {} syscalls, kernel {}: ok", tables.display(), t.abis.len(), calls, kernels.join(", "));
+                outln!("{}: {} ABIs, {} syscalls, kernel {}: ok", tables.display(), t.abis.len(), calls, kernels.join(", "));
                 Ok(0)
             }
             Err(e) => {
@@ -79,17 +79,17 @@ pub(crate) fn main(cmd: TablesCmd) -> Result<u8, String> {
             let o = side(&old, &tables)?;
             let n = side(&new, &tables)?;
             let d = import::diff(&o, &n);
-            print!("{d}");
+            out!("{d}");
             let policies = if policies.is_empty() { policy_files(&tables.join("policy")) } else { policies };
             for path in policies {
                 let p = Policy::load(&path, &n).map_err(show)?;
-                print!("{}", review(&p, &path, &d));
+                out!("{}", review(&p, &path, &d));
             }
             Ok(0)
         }
         TablesCmd::Show { inputs } => {
             let f = inputs.build()?;
-            print!("{}", matrix::policy_matrix(&f.tables, &f.policy));
+            out!("{}", matrix::policy_matrix(&f.tables, &f.policy));
             Ok(0)
         }
     }

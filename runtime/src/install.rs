@@ -226,9 +226,12 @@ pub fn self_test(filter: &Filter) -> Result<(), InstallError> {
 /// The ids of the self-test probe `fchown(-1, PROBE_ID, PROBE_ID)`.
 pub const PROBE_ID: u32 = 0x7265_6d75;
 
-/// Issues the probe and reports whether it was faked or answered.
+/// The call [`self_test`] issues; [`InstallError::NotActive`] names it.
+pub(crate) const SELF_TEST_PROBE: &str = "fchown(-1, 0x72656d75, 0x72656d75)";
+
+/// Issues the probe and reports whether it was faked (or answered by a supervisor).
 fn probe_active(abi: &'static str) -> Result<(), InstallError> {
-    const PROBE: &str = "fchown(-1, 0x72656d75, 0x72656d75)";
+    const PROBE: &str = SELF_TEST_PROBE;
     // SAFETY: fchown on an invalid descriptor touches nothing.
     let rc = unsafe { libc::fchown(-1, PROBE_ID, PROBE_ID) };
     if rc == 0 { Ok(()) } else { Err(InstallError::NotActive { abi, probe: PROBE, errno: last_errno() }) }

@@ -26,6 +26,11 @@ pub struct Keeper {
     table: &'static [Notified],
     digest: u64,
     journal: Journal,
+    /// The host's /proc, for every handler.
+    proc_dir: OwnedFd,
+    /// The host's root directory: an upgraded handler is executed from there (the keeper's
+    /// own root may be the build's after pivot_root, without the binary's loader).
+    host_root: OwnedFd,
     /// The keeper's end of the socket the command sends the listener through.
     inbox: OwnedFd,
     /// The command's ends: to the keeper, to the first handler.
@@ -47,26 +52,31 @@ impl Keeper {
     /// control socket at `control` if given. `program` is the installed filter's.
     pub fn start(table: &'static [Notified], program: &[crate::SockFilter], control: Option<&Path>) -> io::Result<Keeper> {
         let journal = Journal::create()?;
+        let proc_dir = super::open_dir(c"/proc")?;
+        let host_root = super::open_dir(c"/")?;
         let (inbox, to_keeper) = spawn::socket_pair()?;
         let (from_command, to_handler) = spawn::socket_pair()?;
         let control = match control {
-            Some(p) => Some((UnixListener::bind(p).map_err(|e| io::Error::new(e.kind(), format!("--control {}: {e}", p.display())))?, p.to_path_buf())),
+            Some(p) => Some((
+                UnixListener::bind(p).map_err(|e| io::Error::new(e.kind(), format!("--control {}: {e}", p.display())))?,
+                p.to_path_buf(),
+            )),
             None => None,
         };
         if let Some((l, _)) = &control {
             l.set_nonblocking(true)?;
         }
-        let journal_fd = journal.fd().try_clone()?;
-        let handler = spawn::fork_running(move || {
-            match spawn::receive_fd(from_command.as_raw_fd()) {
-                Ok(Some(listener)) => spawn::handler_main(listener, journal_fd, table),
-                _ => 0, // the command never installed its filter
-            }
+        let (journal_fd, proc_fd) = (journal.fd().try_clone()?, proc_dir.try_clone()?);
+        let handler = spawn::fork_running(move || match spawn::receive_fd(from_command.as_raw_fd()) {
+            Ok(Some(listener)) => spawn::handler_main(spawn::HandlerFds { listener, journal: journal_fd, proc_dir: proc_fd }, table),
+            _ => 0, // the command never installed its filter
         })?;
         Ok(Keeper {
             table,
             digest: spawn::program_digest(program),
             journal,
+            proc_dir,
+            host_root,
             inbox,
             outboxes: (to_keeper, to_handler),
             listener: None,
@@ -109,7 +119,11 @@ impl Keeper {
             let mut fds = vec![libc::pollfd { fd: child.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
             let handler = self.handler.as_ref().map(|h| h.pidfd.as_raw_fd());
             fds.push(libc::pollfd { fd: handler.unwrap_or(-1), events: libc::POLLIN, revents: 0 });
-            fds.push(libc::pollfd { fd: if self.listener.is_none() { self.inbox.as_raw_fd() } else { -1 }, events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd: if self.listener.is_none() { self.inbox.as_raw_fd() } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            });
             let control = self.control.as_ref().map(|(l, _)| l.as_raw_fd());
             fds.push(libc::pollfd { fd: control.unwrap_or(-1), events: libc::POLLIN, revents: 0 });
             // SAFETY: fds is a valid array of pollfd.
@@ -141,9 +155,9 @@ impl Keeper {
         }
     }
 
-    /// The handler died (or is being replaced): reap it, start the next one (from
-    /// `binary` for an upgrade), and wait until it has taken over.
-    fn restart(&mut self, binary: Option<&Path>) -> Result<Takeover, String> {
+    /// The handler died (or is being replaced): reap it, start the next one (from the
+    /// executable `binary` for an upgrade), and wait until it has taken over.
+    fn restart(&mut self, binary: Option<&OwnedFd>) -> Result<Takeover, String> {
         let t0 = now_ns();
         if let Some(h) = self.handler.take() {
             h.kill();
@@ -155,13 +169,12 @@ impl Keeper {
             return Err("the command has not handed over its listener".into());
         };
         self.journal.unready();
-        let (listener, journal) = (listener.try_clone().map_err(|e| e.to_string())?, self.journal.fd().try_clone().map_err(|e| e.to_string())?);
-        let table = self.table;
-        let digest = self.digest;
-        let binary = binary.map(Path::to_path_buf);
-        let h = spawn::fork_running(move || match &binary {
-            None => spawn::handler_main(listener, journal, table),
-            Some(b) => exec_handler(b, listener, journal, digest),
+        let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| e.to_string());
+        let fds = spawn::HandlerFds { listener: dup(listener)?, journal: dup(self.journal.fd())?, proc_dir: dup(&self.proc_dir)? };
+        let (table, digest, host_root) = (self.table, self.digest, &self.host_root);
+        let h = spawn::fork_running(move || match binary {
+            None => spawn::handler_main(fds, table),
+            Some(b) => exec_handler(b, host_root, fds, digest),
         })
         .map_err(|e| format!("starting a handler failed: {e}"))?;
         self.handler = Some(h);
@@ -183,18 +196,16 @@ impl Keeper {
         Err("the new handler did not take over within 2 s".into())
     }
 
+    /// One request: a byte, `S` (status) or `U` (upgrade, with the new binary's fd
+    /// attached); one line of answer.
     fn serve_control(&mut self) {
         let Some((l, _)) = &self.control else { return };
         let Ok((stream, _)) = l.accept() else { return };
         let _ = stream.set_nonblocking(false);
         let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
-        let mut line = String::new();
-        if io::BufReader::new(&stream).read_line(&mut line).is_err() {
-            return;
-        }
-        let reply = match line.trim().split_once(' ').unwrap_or((line.trim(), "")) {
-            ("status", _) => self.status(),
-            ("upgrade", bin) if !bin.is_empty() => match self.restart(Some(Path::new(bin))) {
+        let reply = match spawn::receive_byte_and_fd(stream.as_raw_fd()) {
+            Ok((b'S', _)) => self.status(),
+            Ok((b'U', Some(binary))) => match self.restart(Some(&binary)) {
                 Ok(t) => format!("ok {}", t.latency_ns / 1000),
                 Err(e) => {
                     // Keep serving: back to a handler of this binary.
@@ -202,7 +213,8 @@ impl Keeper {
                     format!("error {e}{back}")
                 }
             },
-            (cmd, _) => format!("error unknown request `{cmd}` (expected `status` or `upgrade BINARY`)"),
+            Ok((b, _)) => format!("error unknown request {b:#x} (expected status or upgrade with a binary)"),
+            Err(e) => format!("error reading the request: {e}"),
         };
         let _ = writeln!(&stream, "{reply}");
     }
@@ -218,27 +230,58 @@ impl Keeper {
     }
 }
 
-/// Sends a request to a keeper's control socket; its one-line answer.
-pub fn control(socket: &Path, request: &str) -> io::Result<String> {
-    let mut s = UnixStream::connect(socket)?;
-    writeln!(s, "{request}")?;
+/// A request to a keeper's control socket: the status, or (with `binary`) an upgrade to
+/// that executable; the keeper's one-line answer.
+pub fn control(socket: &Path, binary: Option<&std::fs::File>) -> io::Result<String> {
+    let s = UnixStream::connect(socket)?;
+    match binary {
+        None => spawn::send_byte_and_fd(s.as_raw_fd(), b'S', None)?,
+        Some(b) => spawn::send_byte_and_fd(s.as_raw_fd(), b'U', Some(b.as_raw_fd()))?,
+    }
     let mut line = String::new();
     io::BufReader::new(s).read_line(&mut line)?;
     Ok(line.trim_end().to_string())
 }
 
-/// In the forked child: `BINARY handler --program DIGEST` with the listener and journal at
+/// In the forked child: `BINARY handler --program DIGEST` (the executable by its fd, so
+/// that it runs whatever mount namespace and root the keeper is in), with the fds at
 /// [`HANDLER_FDS`].
-fn exec_handler(binary: &Path, listener: OwnedFd, journal: OwnedFd, digest: u64) -> i32 {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: dup2 onto the agreed numbers (cleared close-on-exec), in the child.
+fn exec_handler(binary: &OwnedFd, host_root: &OwnedFd, fds: spawn::HandlerFds, digest: u64) -> i32 {
+    // SAFETY: fchdir/chroot with an fd we hold, in the child.
+    if unsafe { libc::fchdir(host_root.as_raw_fd()) != 0 || libc::chroot(c".".as_ptr()) != 0 } {
+        eprintln!("rootemu: upgrading the handler: entering the host's root failed: {}", io::Error::last_os_error());
+        return 126;
+    }
+    let (l, j, p) = HANDLER_FDS;
+    // SAFETY: dup2 onto the agreed numbers (clearing close-on-exec), in the child; the
+    // sources are above 5 or equal to their target only by chance, which dup2 handles.
     unsafe {
-        if libc::dup2(listener.as_raw_fd(), HANDLER_FDS.0) < 0 || libc::dup2(journal.as_raw_fd(), HANDLER_FDS.1) < 0 {
-            return 126;
+        for (from, to) in [(fds.listener.as_raw_fd(), l), (fds.journal.as_raw_fd(), j), (fds.proc_dir.as_raw_fd(), p)] {
+            if from == to {
+                libc::fcntl(to, libc::F_SETFD, 0);
+            } else if libc::dup2(from, to) < 0 {
+                return 126;
+            }
         }
     }
-    let e = std::process::Command::new(binary).args(["handler", "--program", &format!("{digest:016x}")]).exec();
-    eprintln!("rootemu: upgrading the handler: executing {} failed: {e}", binary.display());
+    let digest = format!("{digest:016x}");
+    let args: Vec<std::ffi::CString> =
+        ["rootemu", "handler", "--program", &digest].iter().map(|a| std::ffi::CString::new(*a).expect("no NUL")).collect();
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let env: Vec<std::ffi::CString> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let mut kv = k.into_encoded_bytes();
+            kv.push(b'=');
+            kv.extend(v.into_encoded_bytes());
+            std::ffi::CString::new(kv).ok()
+        })
+        .collect();
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // SAFETY: execveat of an fd we hold, with NUL-terminated argv and envp.
+    unsafe { libc::syscall(libc::SYS_execveat, binary.as_raw_fd(), c"".as_ptr(), argv.as_ptr(), envp.as_ptr(), libc::AT_EMPTY_PATH) };
+    eprintln!("rootemu: upgrading the handler: executing the new binary failed: {}", io::Error::last_os_error());
     127
 }
 

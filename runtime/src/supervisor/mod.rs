@@ -90,10 +90,10 @@ pub struct Handler {
 
 impl Handler {
     /// A handler for `listener`, the listener fd of a filter whose notified calls `table`
-    /// describes (`Filter::notified`), journaling in `journal`. Sets this process's umask
-    /// to 0 and its cwd to the host's /proc: run it in a process of its own.
-    pub fn new(listener: OwnedFd, table: &'static [Notified], journal: Journal) -> Result<Handler, SuperviseError> {
-        let proc_dir = target_open_dir(c"/proc").map_err(SuperviseError::Setup)?;
+    /// describes (`Filter::notified`), journaling in `journal`; `proc_dir` is the host's
+    /// /proc (where callers' pids are). Sets this process's umask to 0 and its cwd to
+    /// `proc_dir`: run it in a process of its own.
+    pub fn new(listener: OwnedFd, proc_dir: OwnedFd, table: &'static [Notified], journal: Journal) -> Result<Handler, SuperviseError> {
         // SAFETY: umask and fchdir with valid arguments.
         unsafe {
             libc::umask(0);
@@ -234,7 +234,8 @@ fn errno() -> i32 {
     io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
 }
 
-fn target_open_dir(path: &std::ffi::CStr) -> io::Result<OwnedFd> {
+/// An `O_PATH` directory fd, e.g. of the host's /proc for [`Handler::new`].
+pub fn open_dir(path: &std::ffi::CStr) -> io::Result<OwnedFd> {
     target::open_at(libc::AT_FDCWD, path, libc::O_PATH | libc::O_DIRECTORY).map_err(|e| match e {
         CopyError::Errno(e) | CopyError::Unreachable(e) => io::Error::from_raw_os_error(e),
     })

@@ -9,8 +9,9 @@ use crate::notified::Notified;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
-/// The fd numbers an exec'd handler (`rootemu handler`) finds its listener and journal at.
-pub const HANDLER_FDS: (RawFd, RawFd) = (3, 4);
+/// The fd numbers an exec'd handler (`rootemu handler`) finds its listener, journal and
+/// the host's /proc at.
+pub const HANDLER_FDS: (RawFd, RawFd, RawFd) = (3, 4, 5);
 
 /// A process, by pid and pidfd.
 #[derive(Debug)]
@@ -61,12 +62,23 @@ pub(crate) fn fork_running(f: impl FnOnce() -> i32) -> io::Result<Process> {
     Ok(Process { pid, pidfd })
 }
 
-/// Serves with `listener` and the journal in `journal_fd` until killed; reports failures
-/// on stderr. The body of every handler process.
-pub fn handler_main(listener: OwnedFd, journal_fd: OwnedFd, table: &'static [Notified]) -> i32 {
+/// The fds a handler serves with: the listener, the journal's memfd, and a directory fd
+/// of the host's /proc (opened by the keeper before it entered any new mount namespace).
+pub struct HandlerFds {
+    /// The filter's listener.
+    pub listener: OwnedFd,
+    /// The journal's memfd.
+    pub journal: OwnedFd,
+    /// The host's /proc.
+    pub proc_dir: OwnedFd,
+}
+
+/// Serves with `fds` until killed; reports failures on stderr. The body of every handler
+/// process.
+pub fn handler_main(fds: HandlerFds, table: &'static [Notified]) -> i32 {
     let run = || -> Result<(), SuperviseError> {
-        let journal = Journal::open(journal_fd).map_err(SuperviseError::Setup)?;
-        Handler::new(listener, table, journal)?.serve()
+        let journal = Journal::open(fds.journal).map_err(SuperviseError::Setup)?;
+        Handler::new(fds.listener, fds.proc_dir, table, journal)?.serve()
     };
     match run() {
         Ok(()) => 0,
@@ -90,7 +102,22 @@ pub(crate) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// Sends `fd` over the unix socket `socket`.
 pub fn send_fd(socket: RawFd, fd: RawFd) -> io::Result<()> {
-    let mut byte = [0u8];
+    send_byte_and_fd(socket, 0, Some(fd))
+}
+
+/// Receives one fd from the unix socket `socket`; `None` at end of file.
+pub fn receive_fd(socket: RawFd) -> io::Result<Option<OwnedFd>> {
+    match receive_byte_and_fd(socket) {
+        Ok((_, Some(fd))) => Ok(Some(fd)),
+        Ok((_, None)) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sends one byte, with `fd` attached (`SCM_RIGHTS`) if given.
+pub fn send_byte_and_fd(socket: RawFd, b: u8, fd: Option<RawFd>) -> io::Result<()> {
+    let mut byte = [b];
     let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
     // SAFETY: CMSG_SPACE is a pure size computation.
     let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
@@ -99,15 +126,17 @@ pub fn send_fd(socket: RawFd, fd: RawFd) -> io::Result<()> {
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = space as _;
-    // SAFETY: the control buffer has room for one cmsg with one fd.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd);
+    if let Some(fd) = fd {
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        // SAFETY: the control buffer has room for one cmsg with one fd.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd);
+        }
     }
     loop {
         // SAFETY: msg describes valid buffers.
@@ -121,8 +150,8 @@ pub fn send_fd(socket: RawFd, fd: RawFd) -> io::Result<()> {
     }
 }
 
-/// Receives one fd from the unix socket `socket`; `None` at end of file.
-pub fn receive_fd(socket: RawFd) -> io::Result<Option<OwnedFd>> {
+/// Receives one byte and the fd attached to it, if any (EOF: `UnexpectedEof`).
+pub fn receive_byte_and_fd(socket: RawFd) -> io::Result<(u8, Option<OwnedFd>)> {
     let mut byte = [0u8];
     let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
     // SAFETY: CMSG_SPACE is a pure size computation.
@@ -146,15 +175,15 @@ pub fn receive_fd(socket: RawFd) -> io::Result<Option<OwnedFd>> {
         }
     };
     if n == 0 {
-        return Ok(None);
+        return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
     }
     // SAFETY: the kernel filled msg; we read the first cmsg if it carries an fd.
     unsafe {
         let c = libc::CMSG_FIRSTHDR(&msg);
         if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "no fd in the message"));
+            return Ok((byte[0], None));
         }
-        Ok(Some(OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>()))))
+        Ok((byte[0], Some(OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>())))))
     }
 }
 
