@@ -6,10 +6,13 @@ use std::process::Command;
 
 fn copy_tables(to: &std::path::Path) {
     std::fs::create_dir_all(to.join("policy")).unwrap();
-    for e in std::fs::read_dir(tables_dir()).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "yaml") {
-            std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+    for sub in ["", "shared"] {
+        std::fs::create_dir_all(to.join(sub)).unwrap();
+        for e in std::fs::read_dir(tables_dir().join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "yaml") {
+                std::fs::copy(&p, to.join(sub).join(p.file_name().unwrap())).unwrap();
+            }
         }
     }
     std::fs::copy(tables_dir().join("policy/root-emulation.yaml"), to.join("policy/root-emulation.yaml")).unwrap();

@@ -216,6 +216,11 @@ impl FieldKind {
     pub fn name(self) -> &'static str {
         FieldKind::ALL.iter().find(|(_, k)| *k == self).map_or("?", |(n, _)| n)
     }
+
+    /// Every kind, stat's then statx's own.
+    pub fn all() -> impl Iterator<Item = FieldKind> {
+        FieldKind::ALL.iter().map(|(_, k)| *k)
+    }
 }
 
 /// How a device number is encoded in a field.

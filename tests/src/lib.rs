@@ -13,25 +13,29 @@ pub fn tables_dir() -> PathBuf {
     workspace().join("tables")
 }
 
-/// Copies the bundled tables (the top-level `*.yaml`) to a fresh temp dir named after
-/// `tag`, applying each edit `(file, from, to)` once: a table with a deliberately wrong
-/// cell, for showing that an oracle catches it.
+/// Copies the bundled tables (the top-level `*.yaml` and `shared/*.yaml`) to a fresh temp
+/// dir named after `tag`, applying each edit `(file, from, to)` once (`file` relative to the
+/// tables directory, e.g. `x86_64.yaml` or `shared/struct-layouts.yaml`): a table with a
+/// deliberately wrong cell, for showing that an oracle catches it.
 pub fn broken_tables(tag: &str, edits: &[(&str, &str, &str)]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rootemu-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for e in std::fs::read_dir(tables_dir()).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "yaml") {
-            let file = p.file_name().unwrap().to_str().unwrap().to_string();
-            let mut text = std::fs::read_to_string(&p).unwrap();
-            for (f, from, to) in edits {
-                if *f == file {
-                    assert!(text.contains(from), "{file} has no {from:?}");
-                    text = text.replacen(from, to, 1);
+    for sub in ["", "shared"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        let Ok(entries) = std::fs::read_dir(tables_dir().join(sub)) else { continue };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "yaml") {
+                let file = Path::new(sub).join(p.file_name().unwrap()).to_str().unwrap().to_string();
+                let mut text = std::fs::read_to_string(&p).unwrap();
+                for (f, from, to) in edits {
+                    if *f == file {
+                        assert!(text.contains(from), "{file} has no {from:?}");
+                        text = text.replacen(from, to, 1);
+                    }
                 }
+                std::fs::write(dir.join(&file), text).unwrap();
             }
-            std::fs::write(dir.join(file), text).unwrap();
         }
     }
     dir
