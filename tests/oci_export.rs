@@ -460,7 +460,7 @@ fn oci_runtime(runtime: &str, seccomp: Option<&Value>, ids: (u32, u32), name: &s
         "runc" => as_user(
             ids,
             false,
-            &["runc", "--root", state.to_str().unwrap(), "run", "--no-pivot", "--bundle", &bundle_dir, &id],
+            &["runc", "--root", state.to_str().unwrap(), "run", "--bundle", &bundle_dir, &id],
             &[("XDG_RUNTIME_DIR", &b)],
         ),
         _ => as_user(

@@ -584,4 +584,15 @@ pub(crate) mod tests {
             "x86_64.yaml:6: ABI `x86_64`: `X86` is not a Rust target_arch name\nx86_64.yaml:6: ABI `x86_64`: rust_arches lists `x86` twice"
         );
     }
+
+    #[test]
+    fn oci_arch_portable_needs_an_oci_arch() {
+        let with = |fields: &str| X86_64.replace("nr_base: 0", &format!("{fields}nr_base: 0"));
+        let t = parse_one("x86_64.yaml", &with("oci_arch: SCMP_ARCH_X86_64\noci_arch_portable: false\n")).unwrap();
+        let ok = &t.abis[0];
+        assert!(!ok.oci_arch_portable && ok.oci_arch.as_deref() == Some("SCMP_ARCH_X86_64"));
+        assert!(parse_one("x86_64.yaml", &with("oci_arch: SCMP_ARCH_X86_64\n")).unwrap().abis[0].oci_arch_portable);
+        let err = parse_one("x86_64.yaml", &with("oci_arch_portable: false\n")).unwrap_err();
+        assert_eq!(err.to_string(), "x86_64.yaml:6: ABI `x86_64`: oci_arch_portable without an oci_arch");
+    }
 }
