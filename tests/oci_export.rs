@@ -46,19 +46,23 @@ fn export(format: &str) -> Value {
     export_with(format, &[]).0
 }
 
+/// A fresh directory, unique per call (tests run in parallel).
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rootemu-oci-{name}-{}", std::process::id()));
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("rootemu-oci-{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
 }
 
-/// A complete config.json (as `runc spec --rootless` writes it) around `seccomp`.
-fn config(seccomp: Option<&Value>, ids: (u32, u32)) -> Value {
+/// A complete config.json (as `runc spec --rootless` writes it) around `seccomp`, running
+/// `script`.
+fn config(seccomp: Option<&Value>, script: &str, ids: (u32, u32)) -> Value {
     let mut c = json!({
         "ociVersion": "1.0.2-dev",
         "process": {
-            "terminal": false, "user": {"uid": 0, "gid": 0}, "args": ["/bin/sh", "-c", SCRIPT],
+            "terminal": false, "user": {"uid": 0, "gid": 0}, "args": ["/bin/sh", "-c", script],
             "env": ["PATH=/bin"], "cwd": "/", "noNewPrivileges": true,
             "capabilities": {"bounding": ["CAP_CHOWN", "CAP_MKNOD"], "effective": ["CAP_CHOWN", "CAP_MKNOD"], "permitted": ["CAP_CHOWN", "CAP_MKNOD"]}
         },
@@ -119,12 +123,12 @@ fn the_oci_export_validates_against_the_runtime_spec_schema() {
     }
     let oci = export("oci");
     assert_eq!(oci["defaultAction"], "SCMP_ACT_ALLOW");
-    let errors = schema_errors(&config(Some(&oci), (1000, 1000)), true);
+    let errors = schema_errors(&config(Some(&oci), SCRIPT, (1000, 1000)), true);
     assert!(errors.is_empty(), "{errors}");
     // Every byte order's ABIs the spec can name, as --abi exports them.
     for abis in [&["aarch64", "arm", "ppc64le", "mipsel", "riscv64"][..], &["s390x", "ppc64", "mips64n32", "parisc64"]] {
         let (p, _) = export_with("oci", abis);
-        let errors = schema_errors(&config(Some(&p), (1000, 1000)), true);
+        let errors = schema_errors(&config(Some(&p), SCRIPT, (1000, 1000)), true);
         assert!(errors.is_empty(), "{abis:?}: {errors}");
     }
     // The validator does reject what the spec forbids, and the strict one extra fields.
@@ -132,7 +136,7 @@ fn the_oci_export_validates_against_the_runtime_spec_schema() {
     bad["syscalls"][0]["args"] = json!([{"index": 1, "value": 1, "op": "SCMP_CMP_BOGUS"}]);
     bad["architectures"][0] = json!("SCMP_ARCH_ALPHA");
     bad["syscalls"][1]["comment"] = json!("not in the spec");
-    let errors = schema_errors(&config(Some(&bad), (1000, 1000)), true);
+    let errors = schema_errors(&config(Some(&bad), SCRIPT, (1000, 1000)), true);
     assert!(
         errors.contains("SCMP_CMP_BOGUS") && errors.contains("SCMP_ARCH_ALPHA") && errors.contains("'comment' was unexpected"),
         "{errors}"
@@ -233,7 +237,7 @@ fn the_docker_profile_is_read_field_by_field_by_docker_podman_and_kubernetes_run
         }
     }
     if have_schema_tools() {
-        let errors = schema_errors(&config(Some(&docker), (1000, 1000)), false);
+        let errors = schema_errors(&config(Some(&docker), SCRIPT, (1000, 1000)), false);
         assert!(errors.is_empty(), "containerd reads the Docker profile as a LinuxSeccomp: {errors}");
     }
 }
@@ -403,9 +407,9 @@ fn policies_oci_cannot_say_are_refused_and_masked_ne_is_exact() {
     }
 }
 
-/// A bundle directory with a busybox rootfs (and `config.json` when `seccomp` is given as
-/// a config), owned by the test user.
-fn bundle(name: &str, config: Option<&Value>, ids: (u32, u32)) -> PathBuf {
+/// A bundle directory with a busybox rootfs (plus `extra` as /bin/<its name>, and
+/// `config.json` when given), owned by the test user.
+fn bundle(name: &str, config: Option<&Value>, extra: Option<&Path>, ids: (u32, u32)) -> PathBuf {
     let b = scratch(name);
     let rootfs = b.join("rootfs");
     for d in ["bin", "proc", "tmp", "dev"] {
@@ -414,6 +418,9 @@ fn bundle(name: &str, config: Option<&Value>, ids: (u32, u32)) -> PathBuf {
     std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
     for applet in APPLETS {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
+    if let Some(e) = extra {
+        std::fs::copy(e, rootfs.join("bin").join(e.file_name().unwrap())).unwrap();
     }
     if let Some(c) = config {
         std::fs::write(b.join("config.json"), serde_json::to_vec_pretty(c).unwrap()).unwrap();
@@ -453,7 +460,12 @@ fn assert_plain(runtime: &str, (_, out): &(bool, String)) {
 
 /// An OCI runtime (`runc` or `crun`) runs the bundle rootless.
 fn oci_runtime(runtime: &str, seccomp: Option<&Value>, ids: (u32, u32), name: &str) -> (bool, String) {
-    let b = bundle(name, Some(&config(seccomp, ids)), ids);
+    run_bundle(runtime, &config(seccomp, SCRIPT, ids), None, ids, name)
+}
+
+/// An OCI runtime (`runc` or `crun`) runs `config` rootless.
+fn run_bundle(runtime: &str, config: &Value, extra: Option<&Path>, ids: (u32, u32), name: &str) -> (bool, String) {
+    let b = bundle(name, Some(config), extra, ids);
     let id = format!("rootemu-{name}-{}", std::process::id());
     let (state, bundle_dir) = (b.join("state"), b.to_str().unwrap().to_string());
     let out = match runtime {
@@ -501,10 +513,41 @@ fn rootless_crun_runs_a_container_under_the_default_export() {
     assert_plain("crun", &oci_runtime("crun", None, ids, "crun-plain"));
 }
 
+/// A profile for x86_64 alone: i386 calls (`int $0x80` from an x86_64 process) come from an
+/// architecture it does not list. runc and crun kill the calling thread (libseccomp's
+/// default bad-architecture action), not the process as the policy's `unknown_abi` says,
+/// which the export notes; with the default export (i386 listed) the call runs.
+#[test]
+fn unlisted_architectures_get_the_runtimes_kill_thread() {
+    let Some(ids) = have(&[
+        ("runc", "runs the exported profile"),
+        ("crun", "runs the exported profile"),
+        ("cc", "builds the test program (static, with threads)"),
+        ("unshare", "hides the hybrid cgroup2 hierarchy from crun"),
+    ]) else {
+        return;
+    };
+    let dir = scratch("i386-thread");
+    let prog = dir.join("i386_thread");
+    let src = rootemu_tests::workspace().join("tests/programs/i386_syscall_thread.c");
+    let o = Command::new("cc").args(["-static", "-pthread", "-O1", "-o"]).arg(&prog).arg(&src).output().unwrap();
+    assert!(o.status.success(), "cc: {}", String::from_utf8_lossy(&o.stderr));
+    let (x86_64, notes) = export_with("oci", &["x86_64"]);
+    assert!(notes.contains("(SCMP_ACT_KILL_THREAD in runc and crun), not the policy's unknown_abi (KILL_PROCESS)"), "{notes}");
+    let script = "/bin/i386_thread; echo status=$?";
+    for runtime in ["runc", "crun"] {
+        let (ok, out) = run_bundle(runtime, &config(Some(&x86_64), script, ids), Some(&prog), ids, &format!("{runtime}-thread"));
+        assert!(ok && out.contains("main thread alive\nstatus=0") && !out.contains("i386 getpid"), "{runtime}: {out}");
+        let (ok, out) = run_bundle(runtime, &config(Some(&export("oci")), script, ids), Some(&prog), ids, &format!("{runtime}-listed"));
+        assert!(ok && out.contains("i386 getpid returned") && out.contains("main thread alive"), "{runtime}: {out}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// `podman run --rootfs` with `runtime`, as the test user; `profile`: the
 /// `--security-opt seccomp=` file (none: podman's own default profile).
 fn podman(runtime: &str, profile: Option<&Value>, ids: (u32, u32), name: &str) -> (bool, String) {
-    let b = bundle(name, None, ids);
+    let b = bundle(name, None, None, ids);
     let home = b.join("home");
     // podman refuses a run root over 50 characters.
     let run = PathBuf::from(format!("/tmp/rootemu-podman-{}-{}", std::process::id(), name.len() + 100 * runtime.len()));
