@@ -383,6 +383,16 @@ fn policies_oci_cannot_say_are_refused_and_masked_ne_is_exact() {
     let o = policy_export("trace", &format!("{head}  - action: trace 7\n    syscalls: [chown]\n"));
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("p.yaml:5: `TRACE(7)` has no OCI form"));
+    // Three `ne` tests in one conjunction: 32^3 entries.
+    let o = policy_export(
+        "many",
+        &format!(
+            "{head}  - action: errno 1\n    syscalls: [chown]\n    when_any: [[{{arg: 0, ne: 0}}, {{arg: 1, ne: 0}}, {{arg: 2, ne: 0}}]]\n"
+        ),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.ends_with("p.yaml:5: the conditions become 32768 OCI entries (a `ne` is one per bit of its mask), over the 1024 exported: use masked `eq` tests\n"), "{err}");
     // A masked `ne` and an `eq` on the same argument: one entry per bit of the ne's mask
     // that can differ, each a single test of that argument; no note for kill_thread.
     let o = policy_export(

@@ -64,8 +64,6 @@ pub enum AbiChoice<'a> {
 pub struct Profile {
     /// The JSON document.
     pub json: String,
-    /// The ABIs it lists, in table order.
-    pub abis: Vec<String>,
     /// One line per ABI left out and per policy meaning the profile cannot carry.
     pub notes: Vec<String>,
 }
@@ -168,8 +166,7 @@ pub fn profile(f: &Filter, form: ProfileForm, choice: AbiChoice) -> Result<Profi
             f.policy.unknown_abi
         ));
     }
-    let abis = abis.iter().map(|a| a.name.clone()).collect();
-    errors.into_result(Profile { json: serde_json::to_string_pretty(&value).expect("JSON values serialize") + "\n", abis, notes })
+    errors.into_result(Profile { json: serde_json::to_string_pretty(&value).expect("JSON values serialize") + "\n", notes })
 }
 
 fn place(file: &std::path::Path, line: Option<usize>) -> String {
