@@ -116,6 +116,8 @@ pub(crate) struct AbiFile {
     rust_arches: Vec<String>,
     #[serde(default)]
     oci_arch: Option<String>,
+    #[serde(default = "yes")]
+    oci_arch_portable: bool,
     nr_base: u32,
     nr_limit: u32,
     import: ImportRecipe,
@@ -151,6 +153,9 @@ pub struct Abi {
     /// The architecture's name in an OCI runtime spec's `linux.seccomp.architectures`
     /// (libseccomp's, e.g. `SCMP_ARCH_X86_64`); `None` when the spec has none.
     pub oci_arch: Option<String>,
+    /// Whether every runtime in use takes `oci_arch` (false: older ones such as runc 1.1
+    /// reject the name, so exports list it only when the ABI is asked for by name).
+    pub oci_arch_portable: bool,
     /// Added to each table number to get what seccomp sees.
     pub nr_base: u32,
     /// Every table number is below this.
@@ -381,6 +386,9 @@ fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> A
             ));
         }
     }
+    if !f.oci_arch_portable && f.oci_arch.is_none() {
+        errors.push(Diagnostic::at(path, at("oci_arch_portable"), format!("ABI `{}`: oci_arch_portable without an oci_arch", f.abi)));
+    }
     if u64::from(f.nr_base) + u64::from(f.nr_limit) > 1 << 31 {
         errors.push(Diagnostic::at(path, at("nr_limit"), format!("ABI `{}`: nr_base + nr_limit exceeds 2^31", f.abi)));
     }
@@ -440,6 +448,7 @@ fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> A
         audit_le_bit: f.audit_le_bit,
         rust_arches: f.rust_arches,
         oci_arch: f.oci_arch,
+        oci_arch_portable: f.oci_arch_portable,
         nr_base: f.nr_base,
         nr_limit: f.nr_limit,
         import: f.import,
@@ -574,5 +583,16 @@ pub(crate) mod tests {
             err.to_string(),
             "x86_64.yaml:6: ABI `x86_64`: `X86` is not a Rust target_arch name\nx86_64.yaml:6: ABI `x86_64`: rust_arches lists `x86` twice"
         );
+    }
+
+    #[test]
+    fn oci_arch_portable_needs_an_oci_arch() {
+        let with = |fields: &str| X86_64.replace("nr_base: 0", &format!("{fields}nr_base: 0"));
+        let t = parse_one("x86_64.yaml", &with("oci_arch: SCMP_ARCH_X86_64\noci_arch_portable: false\n")).unwrap();
+        let ok = &t.abis[0];
+        assert!(!ok.oci_arch_portable && ok.oci_arch.as_deref() == Some("SCMP_ARCH_X86_64"));
+        assert!(parse_one("x86_64.yaml", &with("oci_arch: SCMP_ARCH_X86_64\n")).unwrap().abis[0].oci_arch_portable);
+        let err = parse_one("x86_64.yaml", &with("oci_arch_portable: false\n")).unwrap_err();
+        assert_eq!(err.to_string(), "x86_64.yaml:6: ABI `x86_64`: oci_arch_portable without an oci_arch");
     }
 }
