@@ -311,6 +311,27 @@ fn case(id: &str, dir: &Path, env: Option<&RunEnv>) -> Option<Actual> {
             let o = Command::new(rootemu_bin()).args(["filter", "dump", "--abi", "x86_64"]).stdout(full).output().unwrap();
             actual(&o, dir)
         }
+        "export-byte-orders" => cli(dir, &["filter", "export", "--format", "oci", "--abi", "x86_64", "--abi", "ppc64"]),
+        "export-rule-order" => {
+            let d = inputs(dir, id, ("nr_base: 0", "oci_arch: SCMP_ARCH_X86_64\nnr_base: 0"), none);
+            let (t, p) = (d.join("tables"), d.join("policy.yaml"));
+            fs::write(&p, fs::read_to_string(&p).unwrap() + "  - action: kill_process\n    syscalls: [chown]\n").unwrap();
+            cli(
+                dir,
+                &[
+                    "filter",
+                    "export",
+                    "--format",
+                    "oci",
+                    "--tables",
+                    t.to_str().unwrap(),
+                    "--policy",
+                    p.to_str().unwrap(),
+                    "--abi",
+                    "x86_64",
+                ],
+            )
+        }
         "inspect-not-elf" => {
             fs::write(dir.join("notes.txt"), "not an ELF file\n").unwrap();
             cli(dir, &["inspect", dir.join("notes.txt").to_str().unwrap()])
@@ -452,6 +473,8 @@ const IDS: &[&str] = &[
     "cli-sim-argument",
     "cli-bind",
     "cli-write-error",
+    "export-byte-orders",
+    "export-rule-order",
     "inspect-not-elf",
     "run-userns-disabled",
     "run-root-missing",

@@ -3,6 +3,7 @@
 use crate::inputs::FilterInputs;
 use clap::{Subcommand, ValueEnum};
 use rootemu_codegen::bpf::Action;
+use rootemu_codegen::export::{AbiChoice, ProfileForm};
 use rootemu_codegen::sim::{self, SeccompData};
 use rootemu_codegen::{Endian, Filter, export};
 use std::path::PathBuf;
@@ -34,7 +35,8 @@ pub(crate) enum FilterCmd {
         #[command(flatten)]
         inputs: FilterInputs,
     },
-    /// Write the program as raw bytes, a C header or JSON, or the policy as OCI seccomp JSON.
+    /// Write the program as raw bytes, a C header or JSON, or the policy as an OCI or Docker
+    /// seccomp profile.
     Export {
         #[command(flatten)]
         inputs: FilterInputs,
@@ -59,9 +61,13 @@ pub(crate) enum Format {
     C,
     /// ABIs, tables and program for tooling.
     Json,
-    /// An OCI runtime spec `linux.seccomp` object (runc, crun): the policy by name, for
-    /// the ABIs that have an `oci_arch` (all of them, when --abi is given).
+    /// An OCI runtime spec `linux.seccomp` object (runc, crun `config.json`): the policy by
+    /// name, for the ABIs this machine's kernel delivers in its byte order (or --abi's).
     Oci,
+    /// A Docker seccomp profile (docker/podman `--security-opt seccomp=FILE`, a Kubernetes
+    /// `Localhost` profile): the same, with a comment per rule.
+    #[value(alias = "kubernetes")]
+    Docker,
 }
 
 /// Byte order of raw output.
@@ -101,16 +107,8 @@ pub(crate) fn main(cmd: FilterCmd) -> Result<u8, String> {
                 ),
                 Format::C => export::c_header(&f).into_bytes(),
                 Format::Json => export::json(&f).into_bytes(),
-                Format::Oci => {
-                    let (text, skipped) = export::oci(&f).map_err(|e| e.to_string())?;
-                    if !skipped.is_empty() {
-                        if inputs.abis_given() {
-                            return Err(format!("no OCI architecture (oci_arch) for ABI {}: OCI cannot name it", skipped.join(", ")));
-                        }
-                        eprintln!("rootemu: note: OCI has no architecture for {}: left out", skipped.join(", "));
-                    }
-                    text.into_bytes()
-                }
+                Format::Oci => seccomp_profile(&f, ProfileForm::Oci, inputs.abis_given())?,
+                Format::Docker => seccomp_profile(&f, ProfileForm::Docker, inputs.abis_given())?,
             };
             match output {
                 Some(path) => std::fs::write(&path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?,
@@ -119,6 +117,19 @@ pub(crate) fn main(cmd: FilterCmd) -> Result<u8, String> {
             Ok(0)
         }
     }
+}
+
+/// The policy as a runtime's seccomp profile: for the ABIs named with --abi, else for those
+/// this machine's kernel delivers (the tables' `rust_arches` against this binary's
+/// target_arch, in its byte order). What the profile cannot carry is noted on stderr.
+fn seccomp_profile(f: &Filter, form: ProfileForm, named: bool) -> Result<Vec<u8>, String> {
+    let endian = if cfg!(target_endian = "big") { Endian::Big } else { Endian::Little };
+    let choice = if named { AbiChoice::Named } else { AbiChoice::Host { target_arch: std::env::consts::ARCH, endian } };
+    let p = export::profile(f, form, choice).map_err(|e| e.to_string())?;
+    for n in &p.notes {
+        eprintln!("rootemu: note: {n}");
+    }
+    Ok(p.json.into_bytes())
 }
 
 fn parse_number(s: &str) -> Option<u64> {

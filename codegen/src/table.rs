@@ -119,6 +119,8 @@ pub(crate) struct AbiFile {
     oci_arch: Option<String>,
     #[serde(default)]
     structs: BTreeMap<String, String>,
+    #[serde(default = "yes")]
+    oci_arch_portable: bool,
     nr_base: u32,
     nr_limit: u32,
     import: ImportRecipe,
@@ -159,6 +161,9 @@ pub struct Abi {
     /// C struct name -> the name of its layout in `shared/struct-layouts.yaml`, for the
     /// structs consistent mode writes (`stat`, `stat64`, ...; universal ones need no entry).
     pub structs: BTreeMap<String, String>,
+    /// Whether every runtime in use takes `oci_arch` (false: older ones such as runc 1.1
+    /// reject the name, so exports list it only when the ABI is asked for by name).
+    pub oci_arch_portable: bool,
     /// Added to each table number to get what seccomp sees.
     pub nr_base: u32,
     /// Every table number is below this.
@@ -409,6 +414,9 @@ fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> A
             ));
         }
     }
+    if !f.oci_arch_portable && f.oci_arch.is_none() {
+        errors.push(Diagnostic::at(path, at("oci_arch_portable"), format!("ABI `{}`: oci_arch_portable without an oci_arch", f.abi)));
+    }
     if u64::from(f.nr_base) + u64::from(f.nr_limit) > 1 << 31 {
         errors.push(Diagnostic::at(path, at("nr_limit"), format!("ABI `{}`: nr_base + nr_limit exceeds 2^31", f.abi)));
     }
@@ -478,6 +486,7 @@ fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> A
         rust_arches: f.rust_arches,
         oci_arch: f.oci_arch,
         structs: f.structs,
+        oci_arch_portable: f.oci_arch_portable,
         nr_base: f.nr_base,
         nr_limit: f.nr_limit,
         import: f.import,
@@ -635,5 +644,16 @@ pub(crate) mod tests {
             err.to_string(),
             "x86_64.yaml:6: ABI `x86_64`: `X86` is not a Rust target_arch name\nx86_64.yaml:6: ABI `x86_64`: rust_arches lists `x86` twice"
         );
+    }
+
+    #[test]
+    fn oci_arch_portable_needs_an_oci_arch() {
+        let with = |fields: &str| X86_64.replace("nr_base: 0", &format!("{fields}nr_base: 0"));
+        let t = parse_one("x86_64.yaml", &with("oci_arch: SCMP_ARCH_X86_64\noci_arch_portable: false\n")).unwrap();
+        let ok = &t.abis[0];
+        assert!(!ok.oci_arch_portable && ok.oci_arch.as_deref() == Some("SCMP_ARCH_X86_64"));
+        assert!(parse_one("x86_64.yaml", &with("oci_arch: SCMP_ARCH_X86_64\n")).unwrap().abis[0].oci_arch_portable);
+        let err = parse_one("x86_64.yaml", &with("oci_arch_portable: false\n")).unwrap_err();
+        assert_eq!(err.to_string(), "x86_64.yaml:6: ABI `x86_64`: oci_arch_portable without an oci_arch");
     }
 }
