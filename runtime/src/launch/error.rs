@@ -179,8 +179,6 @@ pub enum ProcessStep {
     ForkCommand,
     /// Reading init's report (it was unreadable).
     Report,
-    /// Starting consistent mode's supervisor (its journal, first handler, control socket).
-    Supervisor,
     /// Handing the filter's listener to the supervisor.
     HandOver,
     /// Forking the command next to the supervisor (consistent mode without a root).
@@ -194,7 +192,6 @@ impl fmt::Display for ProcessStep {
             ProcessStep::ForkInit => "forking the namespace's init",
             ProcessStep::ForkCommand => "forking the command inside the PID namespace",
             ProcessStep::Report => "reading the report of the namespace's init",
-            ProcessStep::Supervisor => "starting the consistent-mode supervisor",
             ProcessStep::HandOver => "handing the seccomp listener to the supervisor",
             ProcessStep::ForkSupervised => "forking the command",
         })
@@ -277,6 +274,9 @@ pub enum LaunchError {
     },
     /// Installing or self-testing the filter failed.
     Install(InstallError),
+    /// Starting consistent mode's supervisor (its journal, first handler, control socket)
+    /// failed; why, in one line.
+    Supervisor(String),
     /// The command was not found (exit status 127).
     NotFound {
         /// The command name.
@@ -333,6 +333,7 @@ impl fmt::Display for LaunchError {
             LaunchError::EnterRoot { errno } => write!(f, "entering the new root (pivot_root, chroot) failed: {}", errno_text(*errno)),
             LaunchError::Process { step, errno } => write!(f, "{step} failed: {}", errno_text(*errno)),
             LaunchError::Install(e) => e.fmt(f),
+            LaunchError::Supervisor(why) => write!(f, "starting the consistent-mode supervisor failed: {why}"),
             LaunchError::NotFound { command } => write!(f, "{}: command not found", quoted(command)),
             LaunchError::CannotExec { command, errno } => write!(f, "{}: cannot execute: {}", quoted(command), errno_text(*errno)),
         }

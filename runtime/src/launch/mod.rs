@@ -127,7 +127,7 @@ pub fn run(opts: &LaunchOptions) -> Result<Outcome, LaunchError> {
     let mut keeper = match opts.filter.as_ref().filter(|f| !f.notified.is_empty()) {
         Some(f) => Some(
             Keeper::start(f.notified, f.program, opts.control.as_deref())
-                .map_err(|e| LaunchError::Process { step: ProcessStep::Supervisor, errno: e.raw_os_error().unwrap_or(libc::EIO) })?,
+                .map_err(|e| LaunchError::Supervisor(e.to_string()))?,
         ),
         None => None,
     };

@@ -86,6 +86,9 @@ pub struct Handler {
     /// Test hook (`ROOTEMU_TEST_STOP_BEFORE_ANSWER=N`): stop (SIGSTOP) after journaling
     /// every N-th call, before answering it, for fault-injection tests to kill it there.
     stop_every: u64,
+    /// Test hook (`ROOTEMU_TEST_UNREACHABLE=NAME`): calls of syscall NAME fail as if the
+    /// caller's memory were out of reach (ptrace rules, an LSM), for the fault tests.
+    unreachable: Option<String>,
 }
 
 impl Handler {
@@ -103,7 +106,8 @@ impl Handler {
         }
         unotify::set_sync_wake_up(listener.as_fd());
         let stop_every = std::env::var("ROOTEMU_TEST_STOP_BEFORE_ANSWER").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
-        Ok(Handler { listener, table, journal, proc_dir, root: None, warned: false, stop_every })
+        let unreachable = std::env::var("ROOTEMU_TEST_UNREACHABLE").ok();
+        Ok(Handler { listener, table, journal, proc_dir, root: None, warned: false, stop_every, unreachable })
     }
 
     /// The listener.
@@ -168,7 +172,8 @@ impl Handler {
         let valid = || unotify::id_valid(listener, req.id);
         let cx = Cx { valid: &valid, journal: &self.journal, replay_note: replay };
         let args = &req.args;
-        let result = entered.and_then(|()| match n.op {
+        let simulated = self.unreachable.as_deref() == Some(n.name);
+        let result = if simulated { Err(CopyError::Unreachable(libc::EPERM)) } else { entered }.and_then(|()| match n.op {
             Op::Chown => ops::chown(&caller, n, args, &cx),
             Op::Chmod => ops::chmod(&caller, n, args, &cx),
             Op::Mknod => ops::mknod(&caller, n, args, &cx),

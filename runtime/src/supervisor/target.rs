@@ -171,24 +171,49 @@ impl Target {
     }
 
     /// Writes the file's record (`None`, or the file's own values: removes it).
+    /// A record that cannot be written fails the call with the file system's errno (the
+    /// xattr is written whole or not at all), and says why on stderr once per cause.
     pub(crate) fn set_record(&self, r: Option<Record>) -> Result<(), Fail> {
         let r = r.filter(|r| *r != self.real());
-        if self.holds_xattrs() {
+        let result = if self.holds_xattrs() {
             let p = fd_path(&self.fd);
-            return match r {
+            match r {
                 Some(r) => set_xattr(&p, record::OVERRIDE_STAT, r.to_string().as_bytes(), 0),
                 None => remove_xattr(&p, record::OVERRIDE_STAT),
-            };
-        }
-        let dir = self.directory().ok_or(Fail::Errno(libc::EOPNOTSUPP))?;
-        let p = fd_path(&dir);
-        let name = record::child_name(self.st.stx_ino);
-        match r {
-            Some(r) => {
-                let birth = self.birth().ok_or(Fail::Errno(libc::EOPNOTSUPP))?;
-                set_xattr(&p, &name, record::child_value(birth, &r).as_bytes(), 0)
             }
-            None => remove_xattr(&p, &name),
+        } else {
+            let name = record::child_name(self.st.stx_ino);
+            match (self.directory(), r) {
+                (None, _) => Err(Fail::Errno(libc::EOPNOTSUPP)),
+                (Some(dir), None) => remove_xattr(&fd_path(&dir), &name),
+                (Some(dir), Some(r)) => match self.birth() {
+                    Some(birth) => set_xattr(&fd_path(&dir), &name, record::child_value(birth, &r).as_bytes(), 0),
+                    None => Err(Fail::Errno(libc::EOPNOTSUPP)),
+                },
+            }
+        };
+        if let Err(Fail::Errno(e @ (libc::EOPNOTSUPP | libc::ENOSPC | libc::EDQUOT | libc::E2BIG))) = result {
+            self.explain(e);
+        }
+        result
+    }
+
+    /// One line on stderr per cause (a full disk, a file system without user xattrs).
+    fn explain(&self, e: i32) {
+        static SAID: [std::sync::atomic::AtomicBool; 3] =
+            [std::sync::atomic::AtomicBool::new(false), std::sync::atomic::AtomicBool::new(false), std::sync::atomic::AtomicBool::new(false)];
+        let (i, why) = match e {
+            libc::EOPNOTSUPP => (0, "the file system does not keep user xattrs (or birth times) there, where consistent mode keeps its records"),
+            libc::E2BIG => (2, "the file's xattrs are full"),
+            _ => (1, "the file system is full"),
+        };
+        if !SAID[i].swap(true, std::sync::atomic::Ordering::Relaxed) {
+            let path = std::fs::read_link(String::from_utf8_lossy(fd_path(&self.fd).as_bytes()).as_ref()).unwrap_or_default();
+            eprintln!(
+                "rootemu: consistent mode: cannot record what root did to {}: {why} ({}); the call fails with that error",
+                crate::launch::quoted(&path),
+                crate::install::errno_text(e)
+            );
         }
     }
 }
@@ -271,7 +296,8 @@ pub(crate) fn set_xattr(path: &CStr, name: &str, value: &[u8], flags: i32) -> Re
     if unsafe { libc::setxattr(path.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), flags) } == 0 { Ok(()) } else { Err(last()) }
 }
 
-/// `removexattr`; removing what is not there is not an error.
+/// `removexattr`; removing what is not there (or from a file system without xattrs) is
+/// not an error.
 pub(crate) fn remove_xattr(path: &CStr, name: &str) -> Result<(), Fail> {
     let n = CString::new(name).expect("no NUL");
     // SAFETY: valid C strings.
@@ -279,7 +305,7 @@ pub(crate) fn remove_xattr(path: &CStr, name: &str) -> Result<(), Fail> {
         return Ok(());
     }
     match last() {
-        Fail::Errno(libc::ENODATA) => Ok(()),
+        Fail::Errno(libc::ENODATA | libc::EOPNOTSUPP) => Ok(()),
         e => Err(e),
     }
 }

@@ -1,0 +1,300 @@
+//! Consistent mode's supervisor survives its own death: the handler is killed (SIGKILL) at
+//! random moments and between receiving a call and answering it (the test hook
+//! `ROOTEMU_TEST_STOP_BEFORE_ANSWER`), it is upgraded to another build mid-run, and the
+//! environment fails under it (full disk, no user xattrs, a caller that dies, memory out
+//! of reach). Each run is compared with an undisturbed one.
+
+use rootemu_tests::{UserEnv, need, output_text};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+fn env() -> Option<&'static UserEnv> {
+    static ENV: OnceLock<Option<UserEnv>> = OnceLock::new();
+    ENV.get_or_init(|| UserEnv::new("resilience-tests")).as_ref()
+}
+
+/// Chowns, chmods, device nodes, symlinks, FIFOs (20 per directory: their records share
+/// the directory's xattr space) and ACLs, then every file's record as the build sees it
+/// (stat through the supervisor), in `listing`.
+const WORKLOAD: &str = r#"set -e
+for i in $(seq 120); do
+  d=dir$((i / 10)); mkdir -p $d
+  touch f$i; chown $i:$((i + 1)) f$i; chmod 0$((i % 8))55 f$i
+  mknod d$i c 1 $i; chown 0:$i d$i
+  ln -s ../f$i $d/l$i; chown -h 7:$i $d/l$i
+  mkfifo $d/p$i; chown $i $d/p$i
+  [ $((i % 10)) = 0 ] && setfacl -m g:$((i + 1000)):r f$i
+done
+find . -path ./listing -prune -o -printf '%p %U:%G %m %y %Y\n' | sort > listing
+for i in $(seq 10 10 120); do getfacl -cn f$i | grep -x "group:$((i + 1000)):r--" >> listing; done
+"#;
+
+/// `rootemu run --consistent --control SOCK -- sh -c WORKLOAD` in a fresh directory, as the
+/// test user, in the background.
+fn start(env: &UserEnv, name: &str, extra_env: &[(&str, &str)], bin: &Path) -> (Child, PathBuf, PathBuf) {
+    let w = env.workdir(name);
+    let sock = env.workdir(&format!("{name}-control")).join("socket");
+    let mut c = env.as_user(&w, &[bin.to_str().unwrap(), "run", "--consistent", "--control", sock.to_str().unwrap(), "--", "sh", "-c", WORKLOAD]);
+    for (k, v) in extra_env {
+        c.env(k, v);
+    }
+    let child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    (child, w, sock)
+}
+
+/// The keeper's status (JSON), once its control socket answers.
+fn status(env: &UserEnv, sock: &Path) -> Option<serde_json::Value> {
+    let o = env.as_user(Path::new("/"), &[env.bin.to_str().unwrap(), "supervisor", "status", "--control", sock.to_str().unwrap()]).output().ok()?;
+    serde_json::from_slice(&o.stdout).ok()
+}
+
+fn state(pid: i64) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s.rsplit(") ").next()?.chars().next()
+}
+
+/// What one disturbed run measured.
+#[derive(Default, Debug)]
+struct Storm {
+    kills_at_hook: u64,
+    kills_anywhere: u64,
+    latencies_us: Vec<u64>,
+    replayed: u64,
+    gone: u64,
+}
+
+/// Runs the workload while killing the handler: every time it stops at the hook, and at
+/// random moments in between. Returns the listing and what happened.
+fn storm(env: &UserEnv, name: &str, every: u64) -> (String, Storm) {
+    let (mut child, w, sock) = start(env, name, &[("ROOTEMU_TEST_STOP_BEFORE_ANSWER", &every.to_string())], &env.bin);
+    let mut s = Storm::default();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ every;
+    let mut last: Option<serde_json::Value> = None;
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(600), "{name}: the build hangs");
+        if let Some(st) = status(env, &sock) {
+            let pid = st["handler_pid"].as_i64().unwrap_or(0);
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            if pid > 0 && state(pid) == Some('T') {
+                // SAFETY: signalling the test user's handler process.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                s.kills_at_hook += 1;
+            } else if pid > 0 && seed % 8 == 0 {
+                std::thread::sleep(Duration::from_micros(seed % 3000));
+                // SAFETY: as above.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                s.kills_anywhere += 1;
+            }
+            last = Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{name}: {}", output_text(&o));
+    if let Some(st) = last {
+        s.latencies_us = st["takeover_latencies_us"].as_array().unwrap().iter().filter_map(|v| v.as_u64()).collect();
+        s.replayed = st["replayed"].as_u64().unwrap_or(0);
+        s.gone = st["gone"].as_u64().unwrap_or(0);
+    }
+    (std::fs::read_to_string(w.join("listing")).unwrap(), s)
+}
+
+fn undisturbed(env: &UserEnv) -> &'static str {
+    static LISTING: OnceLock<String> = OnceLock::new();
+    LISTING.get_or_init(|| {
+        let (child, w, _) = start(env, "calm", &[], &env.bin);
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "undisturbed run: {}", output_text(&o));
+        std::fs::read_to_string(w.join("listing")).unwrap()
+    })
+}
+
+fn no_process_left(env: &UserEnv) {
+    let o = Command::new("pgrep").args(["-u", &env.uid.to_string()]).output().unwrap();
+    assert!(o.stdout.is_empty(), "processes of the test user left: {}", String::from_utf8_lossy(&o.stdout));
+}
+
+/// 100+ SIGKILLs of the handler across runs, half of them between receiving a call and
+/// answering it: every run ends with the same records as an undisturbed one, nothing
+/// hangs, no answer is lost or sent twice.
+#[test]
+fn killing_the_handler_loses_nothing_and_hangs_nothing() {
+    let Some(env) = env() else { return };
+    if !need("setfacl", "sets ACLs (package acl)") {
+        return;
+    }
+    let want = undisturbed(env);
+    let (mut total, mut at_hook, mut lat) = (0, 0, Vec::new());
+    for (run, every) in [7u64, 11, 13, 17, 23].iter().enumerate() {
+        let (listing, s) = storm(env, &format!("storm{run}"), *every);
+        assert_eq!(listing, want, "run {run} (hook every {every}): the records differ from an undisturbed run; {s:?}");
+        assert_eq!(s.gone, 0, "run {run}: an answer reached no waiting caller (lost or sent twice); {s:?}");
+        assert!(s.replayed >= s.kills_at_hook, "run {run}: calls in flight at a kill were not answered by the next handler; {s:?}");
+        no_process_left(env);
+        total += s.kills_at_hook + s.kills_anywhere;
+        at_hook += s.kills_at_hook;
+        lat.extend(s.latencies_us);
+    }
+    lat.sort_unstable();
+    eprintln!(
+        "resilience: {total} kills ({at_hook} between receive and answer), 0 differences, 0 lost or double answers; takeover latency median {} us, worst {} us",
+        lat.get(lat.len() / 2).copied().unwrap_or(0),
+        lat.last().copied().unwrap_or(0)
+    );
+    assert!(total >= 100, "only {total} kills");
+}
+
+/// The handler replaced by another build of rootemu mid-run (the static release binary
+/// of `scripts/build`, when the suite has built it): the build completes, same records.
+#[test]
+fn upgrading_the_handler_mid_run_changes_nothing() {
+    let Some(env) = env() else { return };
+    let dist = std::env::var_os("ROOTEMU").map(PathBuf::from).unwrap_or_else(|| rootemu_tests::workspace().join("target/dist/rootemu"));
+    if !rootemu_tests::need_path(&dist, "the static release build (scripts/build) to upgrade to") {
+        return;
+    }
+    let other = env.dir.join("rootemu-other");
+    std::fs::copy(&dist, &other).unwrap();
+    let want = undisturbed(env);
+    let (child, w, sock) = start(env, "upgrade", &[], &env.bin);
+    let mut upgrades = Vec::new();
+    while upgrades.len() < 3 && child_running(&child) {
+        std::thread::sleep(Duration::from_millis(300));
+        let o = env.as_user(Path::new("/"), &[env.bin.to_str().unwrap(), "supervisor", "upgrade", "--control", sock.to_str().unwrap(), other.to_str().unwrap()])
+            .output()
+            .unwrap();
+        if o.status.success() {
+            upgrades.push(String::from_utf8_lossy(&o.stdout).trim().to_string());
+        }
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(!upgrades.is_empty(), "no upgrade happened before the build ended");
+    assert!(upgrades.iter().all(|u| u.starts_with("ok ")), "{upgrades:?}");
+    assert_eq!(std::fs::read_to_string(w.join("listing")).unwrap(), want);
+    eprintln!("upgrades: {upgrades:?}");
+}
+
+fn child_running(c: &Child) -> bool {
+    Path::new(&format!("/proc/{}", c.id())).exists()
+}
+
+/// A file system of its own, mounted by the test (root), owned by the test user.
+struct Mounted(PathBuf);
+
+impl Mounted {
+    fn new(env: &UserEnv, name: &str, mount: &[&str]) -> Mounted {
+        let dir = env.dir.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let st = Command::new("mount").args(mount).arg(&dir).status().unwrap();
+        assert!(st.success(), "mount {mount:?}");
+        std::os::unix::fs::chown(&dir, Some(env.uid), Some(env.gid)).unwrap();
+        Mounted(dir)
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn consistent(env: &UserEnv, cwd: &Path, script: &str, extra: &[(&str, &str)]) -> std::process::Output {
+    let mut c = env.as_user(cwd, &[env.bin.to_str().unwrap(), "run", "--consistent", "--", "sh", "-c", script]);
+    for (k, v) in extra {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// A file system without user xattrs (ramfs) and a full one (a tiny ext4 whose inodes
+/// have no room for xattrs): the call fails with the file system's errno, rootemu says why
+/// once, and nothing is half-written (the file keeps its old owner).
+#[test]
+fn a_full_disk_or_no_user_xattrs_is_a_clear_error() {
+    let Some(env) = env() else { return };
+    let ramfs = Mounted::new(env, "ramfs", &["-t", "ramfs", "ramfs"]);
+    let o = consistent(env, &ramfs.0, "touch f; chown 0:50 f; echo rc=$?; stat -c %u:%g f", &[]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(out, "rc=1\n0:0\n", "{}", output_text(&o));
+    assert!(err.contains("does not keep user xattrs") && err.contains("EOPNOTSUPP"), "{}", output_text(&o));
+
+    if !need("mkfs.ext4", "makes a tiny file system (package e2fsprogs)") {
+        return;
+    }
+    let img = env.dir.join("full.img");
+    let run = |c: &mut Command| assert!(c.status().unwrap().success(), "{c:?}");
+    run(Command::new("truncate").arg("-s").arg("4M").arg(&img));
+    run(Command::new("mkfs.ext4").args(["-q", "-F", "-I", "128", "-N", "64", "-m", "0"]).arg(&img));
+    let full = Mounted::new(env, "full", &["-o", "loop", img.to_str().unwrap()]);
+    let o = consistent(
+        env,
+        &full.0,
+        "for i in 1 2 3 4; do touch f$i; done; dd if=/dev/zero of=fill bs=64k 2>/dev/null; \
+         while dd if=/dev/zero of=fill bs=1024 count=1 oflag=append conv=notrunc 2>/dev/null; do :; done; \
+         chown 0:50 f1; echo rc=$?; stat -c %u:%g f1",
+        &[],
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "rc=1\n0:0\n", "{}", output_text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("file system is full"), "{}", output_text(&o));
+}
+
+/// The caller dies while its call is being handled (the handler stops at the hook before
+/// every call; the test kills the `chown 0:50 f` caller there, then lets the handler go
+/// on): the dead call changes nothing, its answer reaches nobody, later calls are served.
+#[test]
+fn a_caller_that_dies_mid_call_changes_nothing() {
+    let Some(env) = env() else { return };
+    let w = env.workdir("caller-dies");
+    let sock = env.workdir("caller-dies-control").join("socket");
+    let script = "touch f g; chown 0:50 f; chown 0:60 g; stat -c %u:%g f g";
+    let mut c = env.as_user(&w, &[env.bin.to_str().unwrap(), "run", "--consistent", "--control", sock.to_str().unwrap(), "--", "sh", "-c", script]);
+    let mut child = c.env("ROOTEMU_TEST_STOP_BEFORE_ANSWER", "1").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (t0, mut killed, mut gone) = (Instant::now(), false, 0);
+    while child.try_wait().unwrap().is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(60), "hangs");
+        let Some(st) = status(env, &sock) else { continue };
+        gone = st["gone"].as_u64().unwrap_or(0);
+        let pid = st["handler_pid"].as_i64().unwrap_or(0);
+        if pid <= 0 || state(pid) != Some('T') {
+            continue;
+        }
+        if !killed {
+            let o = Command::new("pgrep").args(["-u", &env.uid.to_string(), "-f", "^chown 0:50 f$"]).output().unwrap();
+            if let Some(caller) = String::from_utf8_lossy(&o.stdout).lines().next().and_then(|l| l.trim().parse::<i32>().ok()) {
+                // SAFETY: signalling the test user's process.
+                unsafe { libc::kill(caller, libc::SIGKILL) };
+                killed = true;
+                while state(i64::from(caller)).is_some_and(|s| s != 'Z') {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(killed, "the caller was never caught waiting: {}", output_text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "0:0\n0:60\n", "{}", output_text(&o));
+    assert!(gone >= 1, "the dead caller's answer must reach nobody (gone = {gone})");
+}
+
+/// The handler cannot reach the caller's memory (ptrace rules, an LSM; simulated for
+/// fchownat by the test hook `ROOTEMU_TEST_UNREACHABLE`): the call fails with that errno
+/// and rootemu says so once.
+#[test]
+fn a_caller_out_of_reach_is_a_clear_error() {
+    let Some(env) = env() else { return };
+    let w = env.workdir("unreachable");
+    let o = consistent(env, &w, "touch f; chown 0:50 f; echo rc=$?; chown 0:51 f; echo rc=$?", &[("ROOTEMU_TEST_UNREACHABLE", "fchownat")]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "rc=1\nrc=1\n", "{}", output_text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot reach pid") && err.contains("fchownat") && err.contains("EPERM"), "{}", output_text(&o));
+    assert_eq!(err.matches("cannot reach pid").count(), 1, "once: {}", output_text(&o));
+}
