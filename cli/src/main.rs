@@ -1,5 +1,6 @@
 //! The `rootemu` command line: tables, filters, and running commands under root emulation.
 
+mod export;
 mod filter;
 mod inputs;
 mod inspect;
@@ -28,6 +29,8 @@ enum Command {
     Filter(filter::FilterCmd),
     /// Run a command in a user namespace under root emulation.
     Run(run::RunArgs),
+    /// Write a tree built under consistent mode as a tar layer or an OCI image.
+    Export(export::ExportArgs),
     /// Find, decode and check the filters embedded in an ELF binary.
     Inspect(inspect::InspectArgs),
     /// Check this binary's embedded filter against the machine it runs on (for cross builds).
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Command::Tables(c) => tables::main(c),
         Command::Filter(c) => filter::main(c),
         Command::Run(a) => run::main(a),
+        Command::Export(a) => export::main(a),
         Command::Inspect(a) => inspect::main(a),
         Command::Selfcheck(a) => selfcheck::main(a),
     };
