@@ -20,6 +20,14 @@ package of tests/e2e/packages.tsv and every mode installs it with
   consistent  the user: rootemu run --consistent -- tar -xpf ROOT.tar (the root with its owners
             recorded), rootemu run --consistent --root DIR -- apt-get ..., rootemu export DIR
 
+What a user would pick instead to build an image unprivileged (not run by default; each
+unpacks the root, installs and packs the tree with tar in one emulated session, and its
+tar is compared with real root's tree like the consistent export):
+
+  fakeroot-tar  fakeroot -s (tar -xpf), fakechroot fakeroot -i -s chroot DIR apt-get, fakeroot -i tar -c
+  buildah-tar   buildah unshare (the user's subuid range): tar -xpf, chroot DIR apt-get, tar -c
+  proot-tar     proot -0: tar -xpf, proot -0 -r DIR apt-get, proot -0 tar -c
+
 The .debs are downloaded once (cached) and every mode installs from the same files, so
 the runs need no network. After each root and rootemu run the tree's file list (paths,
 types, modes with setuid/setgid bits, symlink targets, device numbers, capabilities and
@@ -91,7 +99,7 @@ say() { printf '[e2e %4ds] %s\n' $((($(now_ms) - t0) / 1000)) "$*" >&2; }
 die() { echo "run.sh: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root (it runs debootstrap and the real-root baseline)"
-for m in $modes; do case $m in root|noemu|rootemu|fakeroot|proot|consistent) ;; *) die "unknown mode $m" ;; esac; done
+for m in $modes; do case $m in root|noemu|rootemu|fakeroot|proot|consistent|fakeroot-tar|buildah-tar|proot-tar) ;; *) die "unknown mode $m" ;; esac; done
 
 # --- host tools ---------------------------------------------------------------------
 need=()
@@ -252,6 +260,14 @@ run_one() { # SUITE PKG MODE
   if [ "$mode" = root ]; then
     mkdir "$d"; tar -C "$d" -xpf "$tar"
     find "$debs" -maxdepth 1 -name '*.deb' -exec cp -l -t "$d/var/cache/apt/archives/" {} +
+  elif [ "$mode" = fakeroot-tar ]; then
+    as_user mkdir "$d"; as_user fakeroot -s "$d.state" -- tar -C "$d" -xpf - < "$tar"
+    as_user find "$debs" -maxdepth 1 -name '*.deb' -exec cp -l -t "$d/var/cache/apt/archives/" {} +
+  elif [ "$mode" = proot-tar ]; then
+    as_user mkdir "$d"; as_user proot -0 tar -C "$d" -xpf - < "$tar"
+    as_user find "$debs" -maxdepth 1 -name '*.deb' -exec cp -l -t "$d/var/cache/apt/archives/" {} +
+  elif [ "$mode" = buildah-tar ]; then
+    as_user mkdir "$d"
   elif [ "$mode" = consistent ]; then
     # The cached root with its owners: tar as root in consistent mode records them.
     as_user mkdir "$d"; as_user "$work/bin/rootemu" run --consistent -- tar -C "$d" -xpf - < "$tar"
@@ -265,6 +281,21 @@ run_one() { # SUITE PKG MODE
     root) timeout -k 10 $RUN_TIMEOUT bash -c "$(declare -f root_chroot); root_chroot \"\$@\"" _ "$d" "${CMD_ENV[@]}" "${apt[@]}" "$pkg" ;;
     noemu) as_user timeout -k 10 $RUN_TIMEOUT "${CMD_ENV[@]}" "$work/bin/rootemu" run --no-emulation --root "$d" -- "${apt[@]}" "$pkg" ;;
     rootemu) as_user timeout -k 10 $RUN_TIMEOUT "${CMD_ENV[@]}" "$work/bin/rootemu" run --root "$d" -- "${apt[@]}" "$pkg" ;;
+    fakeroot-tar) as_user timeout -k 10 $RUN_TIMEOUT "${CMD_ENV[@]}" fakechroot fakeroot -i "$d.state" -s "$d.state" chroot "$d" \
+                    "${apt[@]}" -o APT::Sandbox::User=root "$pkg" \
+                  && as_user fakeroot -i "$d.state" -- tar -C "$d" --numeric-owner --xattrs --xattrs-include='*' -cf "$work/runs/$id.tar" . ;;
+    proot-tar) as_user timeout -k 10 $RUN_TIMEOUT "${CMD_ENV[@]}" proot -0 -r "$d" -b /proc -b /dev -b /sys -w / \
+                 "${apt[@]}" -o APT::Sandbox::User=root "$pkg" \
+               && as_user proot -0 tar -C "$d" --numeric-owner --xattrs --xattrs-include='*' -cf "$work/runs/$id.tar" . ;;
+    buildah-tar) as_user timeout -k 10 $RUN_TIMEOUT "${CMD_ENV[@]}" XDG_RUNTIME_DIR="$d.run" DEBS="$debs" buildah unshare sh -c '
+                   set -e; d=$1 tar=$2 out=$3; shift 3
+                   tar -C "$d" -xpf "$tar"
+                   find "$DEBS" -maxdepth 1 -name "*.deb" -exec cp -t "$d/var/cache/apt/archives/" {} +
+                   for m in proc dev sys; do mount --rbind /$m "$d/$m"; done
+                   chroot "$d" "$@"; rc=$?
+                   for m in proc dev sys; do umount -l "$d/$m"; done
+                   [ $rc = 0 ] && tar -C "$d" --numeric-owner --xattrs --xattrs-include="*" -cf "$out" .' \
+                   _ "$d" "$tar" "$work/runs/$id.tar" "${apt[@]}" "$pkg" ;;
     consistent) as_user timeout -k 10 $RUN_TIMEOUT "${CMD_ENV[@]}" "$work/bin/rootemu" run --consistent --root "$d" -- "${apt[@]}" "$pkg" ;;
     fakeroot) as_user timeout -k 10 $RUN_TIMEOUT "${CMD_ENV[@]}" fakechroot fakeroot chroot "$d" \
                 "${apt[@]}" -o APT::Sandbox::User=root "$pkg" ;;
@@ -285,6 +316,10 @@ run_one() { # SUITE PKG MODE
   fi
   if [ "$state" = ok ] && [ "$mode" = root ]; then
     "$PY" "$here/manifest.py" owners "$d" > "$work/manifests/$id-owners.tsv"
+  fi
+  if [ "$state" = ok ] && [[ $mode == *-tar ]]; then
+    "$PY" "$here/manifest.py" tar "$work/runs/$id.tar" > "$work/manifests/$id.tsv"
+    rm -f "$work/runs/$id.tar" "$d.state"
   fi
   if [ "$state" = ok ] && [ "$mode" = consistent ]; then
     local te; te=$(now_ms)
@@ -538,6 +573,33 @@ cell() { # SUITE PKG MODE -> $cell_out (not a subshell: it appends to notes)
   done
   [ "$any" = 1 ] || echo "none"
   echo
+  tools=()
+  for m in consistent fakeroot-tar buildah-tar proot-tar; do [[ " $modes " == *" $m "* ]] && tools+=("$m"); done
+  if [ ${#tools[@]} -gt 1 ]; then
+    echo "### Owners in the image: the tar each unprivileged way produces, against real root's tree"
+    echo
+    echo "Per package: paths whose owner (uid or gid) differs, device nodes that are not the same device,"
+    echo "other differences (mode, type, link target, hard links, xattrs, paths only on one side); \`-\` = the install failed."
+    echo
+    printf '| suite | package |'; for m in "${tools[@]}"; do printf ' %s |' "$m"; done; echo
+    printf '|---|---|'; for m in "${tools[@]}"; do printf -- '---|'; done; echo
+    for item in "${plan[@]}"; do
+      set -- $item
+      printf '| %s | %s |' "$1" "$2"
+      for m in "${tools[@]}"; do
+        ref="$work/manifests/$1-$2-root-owners.tsv" got="$work/manifests/$1-$2-$m.tsv"
+        if [ -f "$ref" ] && [ -f "$got" ]; then
+          "$PY" "$here/manifest.py" diff /dev/null "$ref" "$got" > "$work/manifests/$1-$2-$m-tools.diff" || true
+          printf ' %s |' "$(awk -F'\t' '$1=="UNEXPECTED"{f=$3; if (f=="uid"||f=="gid") {o[$2]=1} else if (f=="dev"||($2 ~ /^dev\// && f=="type")) {d[$2]=1} else {x[$2]=1}}
+            END{no=0; nd=0; nx=0; for (k in o) no++; for (k in d) nd++; for (k in x) nx++; printf "owners %d, devices %d, other %d", no, nd, nx}' "$work/manifests/$1-$2-$m-tools.diff")"
+        else
+          printf ' - |'
+        fi
+      done
+      echo
+    done
+    echo
+  fi
   echo "### Differences from real root (consistent exports, owners included)"
   echo
   any=0
