@@ -50,6 +50,9 @@ pub enum EntryKind {
     Block(u32, u32),
 }
 
+/// Extended attributes: (name, value) pairs.
+pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// One file of the tree as the image holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -66,7 +69,7 @@ pub struct Entry {
     /// Modification time (seconds since the epoch).
     pub mtime: i64,
     /// Extended attributes, sorted by name: names and values as real root's build has them.
-    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub xattrs: Xattrs,
     /// The file on disk.
     pub source: PathBuf,
 }
@@ -218,7 +221,7 @@ impl Walk<'_> {
     }
 
     /// The file's xattrs as real root's build has them.
-    fn xattrs(&self, path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ImageError> {
+    fn xattrs(&self, path: &Path) -> Result<Xattrs, ImageError> {
         let names = llist(path).map_err(err(path, "list the xattrs of"))?;
         let mut out = Vec::new();
         for n in &names {
