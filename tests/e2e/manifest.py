@@ -146,8 +146,9 @@ def with_links(entries):
     return rows
 
 
-def owners_listing(root):
-    entries = {}
+def walk(root, skip):
+    """(relative path, full path, lstat) of every path under ROOT, the mount points'
+    contents and what `skip(rel)` names left out."""
     root = os.path.abspath(root)
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root)
@@ -157,21 +158,26 @@ def owners_listing(root):
             continue
         for name in dirnames + filenames:
             rel = f"{rel_dir}/{name}" if rel_dir else name
-            if skipped(rel):
+            if skip(rel):
                 continue
             full = os.path.join(dirpath, name)
-            st = os.lstat(full)
-            kind = TYPES.get(stat.S_IFMT(st.st_mode), "?")
-            if kind == "s":
-                continue  # an archive cannot hold a socket
-            target = os.readlink(full) if kind == "l" else ""
-            dev = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}" if kind in "cb" else ""
-            try:
-                pairs = [(n, os.getxattr(full, n, follow_symlinks=False)) for n in os.listxattr(full, follow_symlinks=False)]
-            except OSError:
-                pairs = []
-            key = (st.st_dev, st.st_ino) if kind != "d" and st.st_nlink > 1 else None
-            entries[rel] = (kind, f"{stat.S_IMODE(st.st_mode):04o}", target, dev, full_xattrs(pairs), str(st.st_uid), str(st.st_gid), key)
+            yield rel, full, os.lstat(full)
+
+
+def owners_listing(root):
+    entries = {}
+    for rel, full, st in walk(root, skipped):
+        kind = TYPES.get(stat.S_IFMT(st.st_mode), "?")
+        if kind == "s":
+            continue  # an archive cannot hold a socket
+        target = os.readlink(full) if kind == "l" else ""
+        dev = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}" if kind in "cb" else ""
+        try:
+            pairs = [(n, os.getxattr(full, n, follow_symlinks=False)) for n in os.listxattr(full, follow_symlinks=False)]
+        except OSError:
+            pairs = []
+        key = (st.st_dev, st.st_ino) if kind != "d" and st.st_nlink > 1 else None
+        entries[rel] = (kind, f"{stat.S_IMODE(st.st_mode):04o}", target, dev, full_xattrs(pairs), str(st.st_uid), str(st.st_gid), key)
     return with_links(entries)
 
 
@@ -219,24 +225,12 @@ def tar_listing(path):
 
 def listing(root):
     rows = []
-    root = os.path.abspath(root)
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = os.path.relpath(dirpath, root)
-        rel_dir = "" if rel_dir == "." else rel_dir
-        if rel_dir in SKIP_CONTENTS:
-            dirnames[:] = []
-            continue
-        for name in dirnames + filenames:
-            rel = f"{rel_dir}/{name}" if rel_dir else name
-            if any(p.search(rel) for p in SKIP):
-                continue
-            full = os.path.join(dirpath, name)
-            st = os.lstat(full)
-            kind = TYPES.get(stat.S_IFMT(st.st_mode), "?")
-            target = os.readlink(full) if kind == "l" else ""
-            dev = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}" if kind in "cb" else ""
-            rows.append("\t".join([rel, kind, f"{stat.S_IMODE(st.st_mode):04o}", target, dev, xattrs(full)]))
-        # Directories that are symlinks are listed above but not walked into (os.walk default).
+    for rel, full, st in walk(root, lambda rel: any(p.search(rel) for p in SKIP)):
+        kind = TYPES.get(stat.S_IFMT(st.st_mode), "?")
+        target = os.readlink(full) if kind == "l" else ""
+        dev = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}" if kind in "cb" else ""
+        rows.append("\t".join([rel, kind, f"{stat.S_IMODE(st.st_mode):04o}", target, dev, xattrs(full)]))
+    # Directories that are symlinks are listed but not walked into (os.walk default).
     rows.sort()
     return rows
 

@@ -267,7 +267,7 @@ run_one() { # SUITE PKG MODE
     as_user mkdir "$d"; as_user proot -0 tar -C "$d" -xpf - < "$tar"
     as_user find "$debs" -maxdepth 1 -name '*.deb' -exec cp -l -t "$d/var/cache/apt/archives/" {} +
   elif [ "$mode" = buildah-tar ]; then
-    as_user mkdir "$d"
+    as_user mkdir "$d" "$d.home" "$d.run"
   elif [ "$mode" = consistent ]; then
     # The cached root with its owners: tar as root in consistent mode records them.
     as_user mkdir "$d"; as_user "$work/bin/rootemu" run --consistent -- tar -C "$d" -xpf - < "$tar"
@@ -287,7 +287,7 @@ run_one() { # SUITE PKG MODE
     proot-tar) as_user timeout -k 10 $RUN_TIMEOUT "${CMD_ENV[@]}" proot -0 -r "$d" -b /proc -b /dev -b /sys -w / \
                  "${apt[@]}" -o APT::Sandbox::User=root "$pkg" \
                && as_user proot -0 tar -C "$d" --numeric-owner --xattrs --xattrs-include='*' -cf "$work/runs/$id.tar" . ;;
-    buildah-tar) as_user timeout -k 10 $RUN_TIMEOUT "${CMD_ENV[@]}" XDG_RUNTIME_DIR="$d.run" DEBS="$debs" buildah unshare sh -c '
+    buildah-tar) as_user timeout -k 10 $RUN_TIMEOUT "${CMD_ENV[@]}" HOME="$d.home" XDG_RUNTIME_DIR="$d.run" DEBS="$debs" buildah unshare sh -c '
                    set -e; d=$1 tar=$2 out=$3; shift 3
                    tar -C "$d" -xpf "$tar"
                    find "$DEBS" -maxdepth 1 -name "*.deb" -exec cp -t "$d/var/cache/apt/archives/" {} +
@@ -319,7 +319,7 @@ run_one() { # SUITE PKG MODE
   fi
   if [ "$state" = ok ] && [[ $mode == *-tar ]]; then
     "$PY" "$here/manifest.py" tar "$work/runs/$id.tar" > "$work/manifests/$id.tsv"
-    rm -f "$work/runs/$id.tar" "$d.state"
+    rm -rf "$work/runs/$id.tar" "$d.state" "$d.home" "$d.run"
   fi
   if [ "$state" = ok ] && [ "$mode" = consistent ]; then
     local te; te=$(now_ms)
@@ -448,18 +448,23 @@ fi
 cat "$work"/results/*.tsv | sort > "$work/results.tsv"
 result() { awk -F'\t' -v s="$1" -v p="$2" -v m="$3" '$1==s && $2==p && $3==m' "$work/results.tsv"; }
 
+# compare RULES REFERENCE OTHER DIFF: sets cmp_out to yes, yes (N expected differences) or NO: ...
+compare() {
+  if "$PY" "$here/manifest.py" diff "$1" "$2" "$3" > "$4"; then
+    local n; n=$(grep -c '^expected' "$4" || true)
+    if [ "$n" = 0 ]; then cmp_out="yes"; else cmp_out="yes ($n expected difference$([ "$n" = 1 ] || echo s))"; fi
+  else
+    cmp_out="NO: $(grep -c '^UNEXPECTED' "$4") unexpected difference(s)"
+  fi
+}
+
 declare -A filesq exportq
 for item in "${plan[@]}"; do
   set -- $item
   id="$1-$2"
   ref="$work/manifests/$id-root.tsv" emu="$work/manifests/$id-rootemu.tsv"
   if [ -f "$ref" ] && [ -f "$emu" ]; then
-    if "$PY" "$here/manifest.py" diff "$here/expected-differences.tsv" "$ref" "$emu" > "$work/manifests/$id.diff"; then
-      n=$(grep -c '^expected' "$work/manifests/$id.diff" || true)
-      if [ "$n" = 0 ]; then filesq[$id]="yes"; else filesq[$id]="yes ($n expected difference$([ "$n" = 1 ] || echo s))"; fi
-    else
-      filesq[$id]="NO: $(grep -c '^UNEXPECTED' "$work/manifests/$id.diff") unexpected difference(s)"
-    fi
+    compare "$here/expected-differences.tsv" "$ref" "$emu" "$work/manifests/$id.diff"; filesq[$id]=$cmp_out
   elif [[ " $modes " == *" root "* && " $modes " == *" rootemu "* ]]; then
     filesq[$id]="n/a (an install failed)"
   else
@@ -467,18 +472,28 @@ for item in "${plan[@]}"; do
   fi
   ref="$work/manifests/$id-root-owners.tsv" exp="$work/manifests/$id-consistent.tsv"
   if [ -f "$ref" ] && [ -f "$exp" ]; then
-    if "$PY" "$here/manifest.py" diff "$here/expected-differences-consistent.tsv" "$ref" "$exp" > "$work/manifests/$id-consistent.diff"; then
-      n=$(grep -c '^expected' "$work/manifests/$id-consistent.diff" || true)
-      if [ "$n" = 0 ]; then exportq[$id]="yes"; else exportq[$id]="yes ($n expected difference$([ "$n" = 1 ] || echo s))"; fi
-    else
-      exportq[$id]="NO: $(grep -c '^UNEXPECTED' "$work/manifests/$id-consistent.diff") unexpected difference(s)"
-    fi
+    compare "$here/expected-differences-consistent.tsv" "$ref" "$exp" "$work/manifests/$id-consistent.diff"; exportq[$id]=$cmp_out
   elif [[ " $modes " == *" root "* && " $modes " == *" consistent "* ]]; then
     exportq[$id]="n/a (an install failed)"
   else
     exportq[$id]="n/a (root and consistent modes not both run)"
   fi
 done
+
+# print_diffs SUFFIX: the non-identical diffs SUITE-PKG$SUFFIX as a markdown list.
+print_diffs() {
+  local f name any=0
+  for f in "$work"/manifests/*"$1"; do
+    [ -e "$f" ] || continue
+    name=$(basename "$f" "$1")
+    [[ $name != *-consistent && $name != *-tools ]] || continue
+    grep -qv '^identical$' "$f" || continue
+    any=1
+    echo "- $name:"
+    sed 's/^/  - /; s/\t/ | /g' "$f"
+  done
+  [ "$any" = 1 ] || echo "none"
+}
 
 notes=() gate_fail=()
 cell() { # SUITE PKG MODE -> $cell_out (not a subshell: it appends to notes)
@@ -562,16 +577,7 @@ cell() { # SUITE PKG MODE -> $cell_out (not a subshell: it appends to notes)
   fi
   echo "### Differences from real root (rootemu trees)"
   echo
-  any=0
-  for f in "$work"/manifests/*.diff; do
-    [ -e "$f" ] || continue
-    [[ $f != *-consistent.diff ]] || continue
-    grep -qv '^identical$' "$f" || continue
-    any=1
-    echo "- $(basename "$f" .diff):"
-    sed 's/^/  - /; s/\t/ | /g' "$f"
-  done
-  [ "$any" = 1 ] || echo "none"
+  print_diffs .diff
   echo
   tools=()
   for m in consistent fakeroot-tar buildah-tar proot-tar; do [[ " $modes " == *" $m "* ]] && tools+=("$m"); done
@@ -602,15 +608,7 @@ cell() { # SUITE PKG MODE -> $cell_out (not a subshell: it appends to notes)
   fi
   echo "### Differences from real root (consistent exports, owners included)"
   echo
-  any=0
-  for f in "$work"/manifests/*-consistent.diff; do
-    [ -e "$f" ] || continue
-    grep -qv '^identical$' "$f" || continue
-    any=1
-    echo "- $(basename "$f" -consistent.diff):"
-    sed 's/^/  - /; s/\t/ | /g' "$f"
-  done
-  [ "$any" = 1 ] || echo "none"
+  print_diffs -consistent.diff
   echo
   total_s=$((($(now_ms) - t0) / 1000))
   echo "Time: ${total_s} s in all (setup ${setup_s} s: tools, cached roots, .debs; installs ${runs_s} s with $jobs job(s); probes ${probes_s:-0} s)."
