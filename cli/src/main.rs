@@ -3,6 +3,7 @@
 #[macro_use]
 mod output;
 
+mod export;
 mod filter;
 mod inputs;
 mod inspect;
@@ -32,6 +33,8 @@ enum Command {
     Filter(filter::FilterCmd),
     /// Run a command in a user namespace under root emulation.
     Run(run::RunArgs),
+    /// Write a tree built under consistent mode as a tar layer or an OCI image.
+    Export(export::ExportArgs),
     /// Find, decode and check the filters embedded in an ELF binary.
     Inspect(inspect::InspectArgs),
     /// Check this binary's embedded filter against the machine it runs on (for cross builds).
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Tables(c) => tables::main(c),
         Command::Filter(c) => filter::main(c),
         Command::Run(a) => run::main(a),
+        Command::Export(a) => export::main(a),
         Command::Inspect(a) => inspect::main(a),
         Command::Selfcheck(a) => selfcheck::main(a),
         Command::Supervisor(c) => supervisor::main(c),

@@ -43,6 +43,8 @@ pub struct Filter {
     pub notified: &'static [notified::Notified],
 }
 
+/// A consistent-mode tree as an image holds it: entries with their records applied.
+pub mod image;
 /// Installing a seccomp filter (`PR_SET_NO_NEW_PRIVS` + `seccomp(2)`) and proving it is active.
 pub mod install;
 /// The user-namespace launcher behind `rootemu run`: namespaces, new root, filter, exec.

@@ -1,5 +1,5 @@
 //! What consistent mode records, and where: the formats `rootemu run --consistent` writes
-//! and `rootemu export` (and containers/storage, fuse-overlayfs) reads.
+//! and `rootemu export` (through [`crate::image`]; also containers/storage, fuse-overlayfs) reads.
 //!
 //! - A regular file or directory carries its record in the xattr
 //!   `user.containers.override_stat` = `uid:gid:mode:type` (decimal ids as the namespace

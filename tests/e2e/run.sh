@@ -17,18 +17,31 @@ package of tests/e2e/packages.tsv and every mode installs it with
   rootemu   the user: rootemu run --root DIR -- apt-get ...
   fakeroot  the user: fakechroot fakeroot chroot DIR apt-get -o APT::Sandbox::User=root ...
   proot     the user: proot -0 -r DIR -b /proc -b /dev -b /sys -w / apt-get -o APT::Sandbox::User=root ...
+  consistent  the user: rootemu run --consistent -- tar -xpf ROOT.tar (the root with its owners
+            recorded), rootemu run --consistent --root DIR -- apt-get ..., rootemu export DIR
+
+What a user would pick instead to build an image unprivileged (not run by default; each
+unpacks the root, installs and packs the tree with tar in one emulated session, and its
+tar is compared with real root's tree like the consistent export):
+
+  fakeroot-tar  fakeroot -s (tar -xpf), fakechroot fakeroot -i -s chroot DIR apt-get, fakeroot -i tar -c
+  buildah-tar   buildah unshare (the user's subuid range): tar -xpf, chroot DIR apt-get, tar -c
+  proot-tar     proot -0: tar -xpf, proot -0 -r DIR apt-get, proot -0 tar -c
 
 The .debs are downloaded once (cached) and every mode installs from the same files, so
 the runs need no network. After each root and rootemu run the tree's file list (paths,
 types, modes with setuid/setgid bits, symlink targets, device numbers, capabilities and
-ACLs; not owners) is recorded and the two are compared. Prints a markdown report; exits
-non-zero unless every `pass` package installs under rootemu, at least half of them fail
-without emulation, and every rootemu tree equals the real-root tree up to the expected
-differences of tests/e2e/expected-differences.tsv.
+ACLs; not owners) is recorded and the two are compared. The consistent mode's export is
+listed as a tar (owners, modes, types, device numbers, link targets, hard links, every
+xattr decoded) and compared with real root's tree listed the same way, owners included.
+Prints a markdown report; exits non-zero unless every `pass` package installs under rootemu
+(and under consistent mode), at least half of them fail without emulation, every rootemu
+tree equals the real-root tree up to tests/e2e/expected-differences.tsv and every
+consistent export equals it up to tests/e2e/expected-differences-consistent.tsv.
 
 Options:
   --packages "P ..."   only these packages (default: all of packages.tsv)
-  --modes "M ..."      only these modes (default: root noemu rootemu fakeroot proot)
+  --modes "M ..."      only these modes (default: root noemu rootemu fakeroot proot consistent)
   --suites "S ..."     Debian suites (default: bookworm trixie; trixie runs the packages
                        whose suites column names it)
   --jobs N             packages installed in parallel (default 2)
@@ -51,7 +64,7 @@ EOF
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-packages_filter="" modes="root noemu rootemu fakeroot proot" suites="bookworm trixie" jobs=2
+packages_filter="" modes="root noemu rootemu fakeroot proot consistent" suites="bookworm trixie" jobs=2
 user=rootemu-e2e rootemu_bin="" cache="${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/rootemu/e2e"
 work=/var/tmp/rootemu-e2e mirror="" refresh=0 keep=0 report_file="" tmpfs=1 probes=1
 while [ $# -gt 0 ]; do
@@ -86,7 +99,7 @@ say() { printf '[e2e %4ds] %s\n' $((($(now_ms) - t0) / 1000)) "$*" >&2; }
 die() { echo "run.sh: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root (it runs debootstrap and the real-root baseline)"
-for m in $modes; do case $m in root|noemu|rootemu|fakeroot|proot) ;; *) die "unknown mode $m" ;; esac; done
+for m in $modes; do case $m in root|noemu|rootemu|fakeroot|proot|consistent|fakeroot-tar|buildah-tar|proot-tar) ;; *) die "unknown mode $m" ;; esac; done
 
 # --- host tools ---------------------------------------------------------------------
 need=()
@@ -247,6 +260,18 @@ run_one() { # SUITE PKG MODE
   if [ "$mode" = root ]; then
     mkdir "$d"; tar -C "$d" -xpf "$tar"
     find "$debs" -maxdepth 1 -name '*.deb' -exec cp -l -t "$d/var/cache/apt/archives/" {} +
+  elif [ "$mode" = fakeroot-tar ]; then
+    as_user mkdir "$d"; as_user fakeroot -s "$d.state" -- tar -C "$d" -xpf - < "$tar"
+    as_user find "$debs" -maxdepth 1 -name '*.deb' -exec cp -l -t "$d/var/cache/apt/archives/" {} +
+  elif [ "$mode" = proot-tar ]; then
+    as_user mkdir "$d"; as_user proot -0 tar -C "$d" -xpf - < "$tar"
+    as_user find "$debs" -maxdepth 1 -name '*.deb' -exec cp -l -t "$d/var/cache/apt/archives/" {} +
+  elif [ "$mode" = buildah-tar ]; then
+    as_user mkdir "$d" "$d.home" "$d.run"
+  elif [ "$mode" = consistent ]; then
+    # The cached root with its owners: tar as root in consistent mode records them.
+    as_user mkdir "$d"; as_user "$work/bin/rootemu" run --consistent -- tar -C "$d" -xpf - < "$tar"
+    as_user find "$debs" -maxdepth 1 -name '*.deb' -exec cp -l -t "$d/var/cache/apt/archives/" {} +
   else
     as_user mkdir "$d"; as_user tar -C "$d" -xpf - < "$tar"
     as_user find "$debs" -maxdepth 1 -name '*.deb' -exec cp -l -t "$d/var/cache/apt/archives/" {} +
@@ -256,6 +281,22 @@ run_one() { # SUITE PKG MODE
     root) timeout -k 10 $RUN_TIMEOUT bash -c "$(declare -f root_chroot); root_chroot \"\$@\"" _ "$d" "${CMD_ENV[@]}" "${apt[@]}" "$pkg" ;;
     noemu) as_user timeout -k 10 $RUN_TIMEOUT "${CMD_ENV[@]}" "$work/bin/rootemu" run --no-emulation --root "$d" -- "${apt[@]}" "$pkg" ;;
     rootemu) as_user timeout -k 10 $RUN_TIMEOUT "${CMD_ENV[@]}" "$work/bin/rootemu" run --root "$d" -- "${apt[@]}" "$pkg" ;;
+    fakeroot-tar) as_user timeout -k 10 $RUN_TIMEOUT "${CMD_ENV[@]}" fakechroot fakeroot -i "$d.state" -s "$d.state" chroot "$d" \
+                    "${apt[@]}" -o APT::Sandbox::User=root "$pkg" \
+                  && as_user fakeroot -i "$d.state" -- tar -C "$d" --numeric-owner --xattrs --xattrs-include='*' -cf "$work/runs/$id.tar" . ;;
+    proot-tar) as_user timeout -k 10 $RUN_TIMEOUT "${CMD_ENV[@]}" proot -0 -r "$d" -b /proc -b /dev -b /sys -w / \
+                 "${apt[@]}" -o APT::Sandbox::User=root "$pkg" \
+               && as_user proot -0 tar -C "$d" --numeric-owner --xattrs --xattrs-include='*' -cf "$work/runs/$id.tar" . ;;
+    buildah-tar) as_user timeout -k 10 $RUN_TIMEOUT "${CMD_ENV[@]}" HOME="$d.home" XDG_RUNTIME_DIR="$d.run" DEBS="$debs" buildah unshare sh -c '
+                   set -e; d=$1 tar=$2 out=$3; shift 3
+                   tar -C "$d" -xpf "$tar"
+                   find "$DEBS" -maxdepth 1 -name "*.deb" -exec cp -t "$d/var/cache/apt/archives/" {} +
+                   for m in proc dev sys; do mount --rbind /$m "$d/$m"; done
+                   chroot "$d" "$@"; rc=$?
+                   for m in proc dev sys; do umount -l "$d/$m"; done
+                   [ $rc = 0 ] && tar -C "$d" --numeric-owner --xattrs --xattrs-include="*" -cf "$out" .' \
+                   _ "$d" "$tar" "$work/runs/$id.tar" "${apt[@]}" "$pkg" ;;
+    consistent) as_user timeout -k 10 $RUN_TIMEOUT "${CMD_ENV[@]}" "$work/bin/rootemu" run --consistent --root "$d" -- "${apt[@]}" "$pkg" ;;
     fakeroot) as_user timeout -k 10 $RUN_TIMEOUT "${CMD_ENV[@]}" fakechroot fakeroot chroot "$d" \
                 "${apt[@]}" -o APT::Sandbox::User=root "$pkg" ;;
     proot) as_user timeout -k 10 $RUN_TIMEOUT "${CMD_ENV[@]}" proot -0 -r "$d" -b /proc -b /dev -b /sys -w / \
@@ -272,6 +313,23 @@ run_one() { # SUITE PKG MODE
   fi
   if [ "$state" = ok ] && { [ "$mode" = root ] || [ "$mode" = rootemu ]; }; then
     "$PY" "$here/manifest.py" list "$d" > "$work/manifests/$id.tsv"
+  fi
+  if [ "$state" = ok ] && [ "$mode" = root ]; then
+    "$PY" "$here/manifest.py" owners "$d" > "$work/manifests/$id-owners.tsv"
+  fi
+  if [ "$state" = ok ] && [[ $mode == *-tar ]]; then
+    "$PY" "$here/manifest.py" tar "$work/runs/$id.tar" > "$work/manifests/$id.tsv"
+    rm -rf "$work/runs/$id.tar" "$d.state" "$d.home" "$d.run"
+  fi
+  if [ "$state" = ok ] && [ "$mode" = consistent ]; then
+    local te; te=$(now_ms)
+    if as_user "$work/bin/rootemu" export --quiet "$d" -o "$work/runs/$id.tar" >> "$log" 2>&1; then
+      printf 'export: %s ms, %s bytes\n' $(( $(now_ms) - te )) "$(stat -c %s "$work/runs/$id.tar")" >> "$log"
+      "$PY" "$here/manifest.py" tar "$work/runs/$id.tar" > "$work/manifests/$id.tsv"
+    else
+      state="fail"; rc=998; echo "run.sh: rootemu export failed" >> "$log"
+    fi
+    rm -f "$work/runs/$id.tar"
   fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$suite" "$pkg" "$mode" "$state" "$ms" "$(first_error "$log")" > "$work/results/$id.tsv"
   [ "$keep" = 1 ] || rm -rf "$d"
@@ -390,24 +448,52 @@ fi
 cat "$work"/results/*.tsv | sort > "$work/results.tsv"
 result() { awk -F'\t' -v s="$1" -v p="$2" -v m="$3" '$1==s && $2==p && $3==m' "$work/results.tsv"; }
 
-declare -A filesq
+# compare RULES REFERENCE OTHER DIFF: sets cmp_out to yes, yes (N expected differences) or NO: ...
+compare() {
+  if "$PY" "$here/manifest.py" diff "$1" "$2" "$3" > "$4"; then
+    local n; n=$(grep -c '^expected' "$4" || true)
+    if [ "$n" = 0 ]; then cmp_out="yes"; else cmp_out="yes ($n expected difference$([ "$n" = 1 ] || echo s))"; fi
+  else
+    cmp_out="NO: $(grep -c '^UNEXPECTED' "$4") unexpected difference(s)"
+  fi
+}
+
+declare -A filesq exportq
 for item in "${plan[@]}"; do
   set -- $item
   id="$1-$2"
   ref="$work/manifests/$id-root.tsv" emu="$work/manifests/$id-rootemu.tsv"
   if [ -f "$ref" ] && [ -f "$emu" ]; then
-    if "$PY" "$here/manifest.py" diff "$here/expected-differences.tsv" "$ref" "$emu" > "$work/manifests/$id.diff"; then
-      n=$(grep -c '^expected' "$work/manifests/$id.diff" || true)
-      if [ "$n" = 0 ]; then filesq[$id]="yes"; else filesq[$id]="yes ($n expected difference$([ "$n" = 1 ] || echo s))"; fi
-    else
-      filesq[$id]="NO: $(grep -c '^UNEXPECTED' "$work/manifests/$id.diff") unexpected difference(s)"
-    fi
+    compare "$here/expected-differences.tsv" "$ref" "$emu" "$work/manifests/$id.diff"; filesq[$id]=$cmp_out
   elif [[ " $modes " == *" root "* && " $modes " == *" rootemu "* ]]; then
     filesq[$id]="n/a (an install failed)"
   else
     filesq[$id]="n/a (root and rootemu modes not both run)"
   fi
+  ref="$work/manifests/$id-root-owners.tsv" exp="$work/manifests/$id-consistent.tsv"
+  if [ -f "$ref" ] && [ -f "$exp" ]; then
+    compare "$here/expected-differences-consistent.tsv" "$ref" "$exp" "$work/manifests/$id-consistent.diff"; exportq[$id]=$cmp_out
+  elif [[ " $modes " == *" root "* && " $modes " == *" consistent "* ]]; then
+    exportq[$id]="n/a (an install failed)"
+  else
+    exportq[$id]="n/a (root and consistent modes not both run)"
+  fi
 done
+
+# print_diffs SUFFIX: the non-identical diffs SUITE-PKG$SUFFIX as a markdown list.
+print_diffs() {
+  local f name any=0
+  for f in "$work"/manifests/*"$1"; do
+    [ -e "$f" ] || continue
+    name=$(basename "$f" "$1")
+    [[ $name != *-consistent && $name != *-tools ]] || continue
+    grep -qv '^identical$' "$f" || continue
+    any=1
+    echo "- $name:"
+    sed 's/^/  - /; s/\t/ | /g' "$f"
+  done
+  [ "$any" = 1 ] || echo "none"
+}
 
 notes=() gate_fail=()
 cell() { # SUITE PKG MODE -> $cell_out (not a subshell: it appends to notes)
@@ -438,6 +524,8 @@ cell() { # SUITE PKG MODE -> $cell_out (not a subshell: it appends to notes)
   echo "- rootemu: \`rootemu run --root DIR -- apt-get ...\`"
   echo "- fakeroot: \`fakechroot fakeroot chroot DIR apt-get -o APT::Sandbox::User=root ...\` (no namespace; mmdebstrap's fakechroot mode)"
   echo "- proot -0: \`proot -0 -r DIR -b /proc -b /dev -b /sys -w / apt-get -o APT::Sandbox::User=root ...\`"
+  echo "- consistent: \`rootemu run --consistent -- tar -xpf ROOT.tar\`, \`rootemu run --consistent --root DIR -- apt-get ...\`, then \`rootemu export DIR\`;"
+  echo "  its export is compared with real root's tree owners included (uid, gid, mode, type, rdev, link target, hard links, xattrs)"
   echo
   for suite in $suites; do
     rows=()
@@ -445,21 +533,25 @@ cell() { # SUITE PKG MODE -> $cell_out (not a subshell: it appends to notes)
     [ ${#rows[@]} -gt 0 ] || continue
     echo "## Debian $suite (${built[$suite]:-cached root})"
     echo
-    echo "| package | why it is hard | real root | no emulation | rootemu | fakeroot + fakechroot | proot -0 | files equal to real root |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "| package | why it is hard | real root | no emulation | rootemu | fakeroot + fakechroot | proot -0 | files equal to real root | consistent | export equal to real root, owners included |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
     n_pass=0 n_noemu_fail=0
     for p in "${rows[@]}"; do
       label=$p; [ "${expect[$p]}" = hard ] && label="$p (known hard)"
       cell "$suite" "$p" root; c_root=$cell_out; cell "$suite" "$p" noemu; c_noemu=$cell_out
       cell "$suite" "$p" rootemu; c_emu=$cell_out; cell "$suite" "$p" fakeroot; c_fr=$cell_out
-      cell "$suite" "$p" proot; c_pr=$cell_out
-      echo "| $label | ${why[$p]} | $c_root | $c_noemu | $c_emu | $c_fr | $c_pr | ${filesq[$suite-$p]} |"
+      cell "$suite" "$p" proot; c_pr=$cell_out; cell "$suite" "$p" consistent; c_co=$cell_out
+      echo "| $label | ${why[$p]} | $c_root | $c_noemu | $c_emu | $c_fr | $c_pr | ${filesq[$suite-$p]} | $c_co | ${exportq[$suite-$p]} |"
       [ "${expect[$p]}" = pass ] || continue
       n_pass=$((n_pass + 1))
       [[ $c_noemu == fail* ]] && n_noemu_fail=$((n_noemu_fail + 1))
       if [[ " $modes " == *" rootemu "* && $c_emu != ok* ]]; then gate_fail+=("$suite/$p does not install under rootemu"); fi
       if [[ " $modes " == *" root "* && " $modes " == *" rootemu "* ]] && [[ ${filesq[$suite-$p]} != yes* ]]; then
         gate_fail+=("$suite/$p: files under rootemu differ from real root (${filesq[$suite-$p]})")
+      fi
+      if [[ " $modes " == *" consistent "* && $c_co != ok* ]]; then gate_fail+=("$suite/$p does not install under consistent mode"); fi
+      if [[ " $modes " == *" root "* && " $modes " == *" consistent "* ]] && [[ ${exportq[$suite-$p]} != yes* ]]; then
+        gate_fail+=("$suite/$p: the consistent export differs from real root (${exportq[$suite-$p]})")
       fi
     done
     echo
@@ -485,15 +577,38 @@ cell() { # SUITE PKG MODE -> $cell_out (not a subshell: it appends to notes)
   fi
   echo "### Differences from real root (rootemu trees)"
   echo
-  any=0
-  for f in "$work"/manifests/*.diff; do
-    [ -e "$f" ] || continue
-    grep -qv '^identical$' "$f" || continue
-    any=1
-    echo "- $(basename "$f" .diff):"
-    sed 's/^/  - /; s/\t/ | /g' "$f"
-  done
-  [ "$any" = 1 ] || echo "none"
+  print_diffs .diff
+  echo
+  tools=()
+  for m in consistent fakeroot-tar buildah-tar proot-tar; do [[ " $modes " == *" $m "* ]] && tools+=("$m"); done
+  if [ ${#tools[@]} -gt 1 ]; then
+    echo "### Owners in the image: the tar each unprivileged way produces, against real root's tree"
+    echo
+    echo "Per package: paths whose owner (uid or gid) differs, device nodes that are not the same device,"
+    echo "other differences (mode, type, link target, hard links, xattrs, paths only on one side); \`-\` = the install failed."
+    echo
+    printf '| suite | package |'; for m in "${tools[@]}"; do printf ' %s |' "$m"; done; echo
+    printf '|---|---|'; for m in "${tools[@]}"; do printf -- '---|'; done; echo
+    for item in "${plan[@]}"; do
+      set -- $item
+      printf '| %s | %s |' "$1" "$2"
+      for m in "${tools[@]}"; do
+        ref="$work/manifests/$1-$2-root-owners.tsv" got="$work/manifests/$1-$2-$m.tsv"
+        if [ -f "$ref" ] && [ -f "$got" ]; then
+          "$PY" "$here/manifest.py" diff /dev/null "$ref" "$got" > "$work/manifests/$1-$2-$m-tools.diff" || true
+          printf ' %s |' "$(awk -F'\t' '$1=="UNEXPECTED"{f=$3; if (f=="uid"||f=="gid") {o[$2]=1} else if (f=="dev"||($2 ~ /^dev\// && f=="type")) {d[$2]=1} else {x[$2]=1}}
+            END{no=0; nd=0; nx=0; for (k in o) no++; for (k in d) nd++; for (k in x) nx++; printf "owners %d, devices %d, other %d", no, nd, nx}' "$work/manifests/$1-$2-$m-tools.diff")"
+        else
+          printf ' - |'
+        fi
+      done
+      echo
+    done
+    echo
+  fi
+  echo "### Differences from real root (consistent exports, owners included)"
+  echo
+  print_diffs -consistent.diff
   echo
   total_s=$((($(now_ms) - t0) / 1000))
   echo "Time: ${total_s} s in all (setup ${setup_s} s: tools, cached roots, .debs; installs ${runs_s} s with $jobs job(s); probes ${probes_s:-0} s)."
