@@ -10,6 +10,7 @@ pub mod filter;
 pub mod import;
 pub mod layout;
 pub mod matrix;
+pub mod partition;
 pub mod policy;
 pub mod proof;
 pub mod sim;

@@ -1,6 +1,7 @@
 //! The compiler, verifier, simulator and proof on small fixture tables with the shipped policy.
 
-use rootemu_codegen::bpf::{Action, op};
+use rootemu_codegen::Insn;
+use rootemu_codegen::bpf::{Action, data, op};
 use rootemu_codegen::sim::{self, SeccompData};
 use rootemu_codegen::{Filter, Inputs, Policy, Tables, proof};
 use std::path::{Path, PathBuf};
@@ -70,12 +71,54 @@ fn proof_covers_every_abi_and_the_cache() {
     let f = build(&[]);
     let names: Vec<&str> = f.proof.abis.iter().map(|a| a.abi.as_str()).collect();
     assert_eq!(names, ["i386", "s390x", "x32", "x86_64"]);
+    // Every 32-bit number of each AUDIT_ARCH is proved, under exactly one ABI (x32 and
+    // x86_64 share theirs).
+    let numbers = |abi: &str| f.proof.abis.iter().find(|a| a.abi == abi).unwrap().numbers;
+    assert_eq!(numbers("i386"), 1 << 32);
+    assert_eq!(numbers("s390x"), 1 << 32);
+    assert_eq!(numbers("x32") + numbers("x86_64"), 1 << 32);
     for a in &f.proof.abis {
-        assert!(a.numbers >= proof::SWEEP as usize, "{a:?}");
-        // Everything but the faked and argument-dependent numbers is cacheable.
-        assert!(a.cacheable + 40 >= a.numbers, "{a:?}");
+        // Everything of the table range but the faked and argument-dependent numbers is cacheable.
+        let limit = f.tables.get(&a.abi).unwrap().nr_limit as usize;
+        assert!(a.cacheable + 40 >= limit && a.cacheable < limit, "{a:?}");
+        assert!(a.intervals < 200, "a few intervals per compare, not one per number: {a:?}");
     }
     assert!(f.proof.unknown_arch_cases > 0);
+}
+
+/// The proof covers every number, not only those near a table: a program that differs
+/// from the policy at one number no table names, or for one AUDIT_ARCH far from every
+/// known one, is caught wherever that number or AUDIT_ARCH lies.
+#[test]
+fn proof_catches_a_wrong_verdict_at_one_number_no_table_names() {
+    let f = build(&[]);
+    let x86_64 = f.tables.get("x86_64").unwrap().audit_arch;
+    // `if arch == A && nr == N { ret ERRNO(0) }` in front of the real program.
+    let patched = |arch: u32, nr: u32| {
+        let mut p = vec![
+            Insn::new(op::LD | op::W | op::ABS, 0, 0, data::ARCH),
+            Insn::new(op::JMP | op::JEQ | op::K, 0, 3, arch),
+            Insn::new(op::LD | op::W | op::ABS, 0, 0, data::NR),
+            Insn::new(op::JMP | op::JEQ | op::K, 0, 1, nr),
+            Insn::new(op::RET | op::K, 0, 0, Action::Errno(0).to_ret()),
+        ];
+        p.extend(&f.program);
+        p
+    };
+    for nr in [600u32, 0x0012_3456, 0x3fff_ffff] {
+        let err = proof::prove(&patched(x86_64, nr), &f.tables, &f.policy).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("proof: ABI `x86_64`, no syscall (nr {nr:#x}), any args: the program returns ERRNO(0), the policy says ALLOW")
+        );
+    }
+    let err = proof::prove(&patched(0x0000_1234, 7), &f.tables, &f.policy).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "proof: unknown AUDIT_ARCH 0x1234 (and any up to 0x1234 no table has), nr 0x7..=0x7: the program returns ERRNO(0), the policy says KILL_PROCESS"
+    );
+    // Unchanged, the program proves.
+    proof::prove(&f.program, &f.tables, &f.policy).unwrap();
 }
 
 #[test]
