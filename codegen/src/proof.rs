@@ -210,16 +210,19 @@ fn mismatch(abi: &str, name: Option<&str>, nr: u32, args: Option<&[u64; 6]>, got
 
 impl<'a> Prover<'a> {
     fn new(prog: &'a [Insn], tables: &'a Tables, policy: &'a Policy, classes: HashMap<&'a str, Vec<[u64; 6]>>) -> Self {
+        let listed: HashMap<&str, Expect> = policy
+            .names()
+            .into_iter()
+            .map(|n| {
+                (n, if policy.looks_at_args(n) { Expect::ByArgs(n) } else { Expect::Fixed(policy.verdict(Some(n), &[0; 6]), Some(n)) })
+            })
+            .collect();
         let mut arches: BTreeMap<u32, ArchRef> = BTreeMap::new();
         for (i, abi) in tables.abis.iter().enumerate() {
             let r = arches.entry(abi.audit_arch).or_insert_with(|| ArchRef { abis: Vec::new(), named: BTreeMap::new() });
             r.abis.push(i);
             for (name, n) in &abi.syscalls {
-                let e = if policy.looks_at_args(name) {
-                    Expect::ByArgs(name)
-                } else {
-                    Expect::Fixed(policy.verdict(Some(name), &[0; 6]), Some(name))
-                };
+                let e = listed.get(name.as_str()).copied().unwrap_or(Expect::Fixed(policy.default, Some(name)));
                 r.named.insert(abi.nr_base + n, (e, i));
             }
         }
