@@ -150,7 +150,8 @@ struct Prover<'a> {
     prog: &'a [Insn],
     tables: &'a Tables,
     policy: &'a Policy,
-    classes: HashMap<&'a str, Vec<[u64; 6]>>,
+    /// Per syscall whose rule looks at arguments: each argument class and its verdict.
+    classes: HashMap<&'a str, Vec<([u64; 6], Action)>>,
     arches: BTreeMap<u32, ArchRef<'a>>,
     abis: Vec<AbiProof>,
     /// Sum and count of the path lengths of each ABI's syscalls.
@@ -162,12 +163,12 @@ struct Prover<'a> {
 
 /// Proves `prog` implements `policy` over `tables`; every disagreement is reported.
 pub fn prove(prog: &[Insn], tables: &Tables, policy: &Policy) -> Result<Proof, Errors> {
-    let mut classes: HashMap<&str, Vec<[u64; 6]>> = HashMap::new();
+    let mut classes: HashMap<&str, Vec<([u64; 6], Action)>> = HashMap::new();
     let mut too_many = Errors::default();
     for n in policy.names().into_iter().filter(|n| policy.looks_at_args(n)) {
         match arg_classes(policy, n) {
             Ok(c) => {
-                classes.insert(n, c);
+                classes.insert(n, c.into_iter().map(|a| (a, policy.verdict(Some(n), &a))).collect());
             }
             Err(count) => too_many.push(Diagnostic::bare(format!(
                 "proof: the conditions on `{n}` need {count} argument combinations, over the {MAX_ARG_CLASSES} the proof checks: condition fewer arguments in one rule"
@@ -209,7 +210,7 @@ fn mismatch(abi: &str, name: Option<&str>, nr: u32, args: Option<&[u64; 6]>, got
 }
 
 impl<'a> Prover<'a> {
-    fn new(prog: &'a [Insn], tables: &'a Tables, policy: &'a Policy, classes: HashMap<&'a str, Vec<[u64; 6]>>) -> Self {
+    fn new(prog: &'a [Insn], tables: &'a Tables, policy: &'a Policy, classes: HashMap<&'a str, Vec<([u64; 6], Action)>>) -> Self {
         let listed: HashMap<&str, Expect> = policy
             .names()
             .into_iter()
@@ -349,11 +350,10 @@ impl<'a> Prover<'a> {
                     }
                 }
                 Expect::ByArgs(name) => {
-                    for a in &self.classes[name] {
+                    for (a, want) in &self.classes[name] {
                         self.abis[i].cases += 1;
-                        let want = policy.verdict(Some(name), a);
                         if ret != want.to_ret() {
-                            messages.push(mismatch(abi, Some(name), nr, Some(a), ret, want));
+                            messages.push(mismatch(abi, Some(name), nr, Some(a), ret, *want));
                         }
                     }
                 }
@@ -430,22 +430,21 @@ impl<'a> Prover<'a> {
                 ));
             }
         }
-        let plain_args = [[0u64; 6], [u64::MAX; 6]];
-        let (args, name): (&[[u64; 6]], Option<&str>) = match e {
-            Expect::Fixed(_, name) => (&plain_args, name),
+        let plain: [([u64; 6], Action); 2];
+        let (args, name): (&[([u64; 6], Action)], Option<&str>) = match e {
+            Expect::Fixed(want, name) => {
+                plain = [([0; 6], want), ([u64::MAX; 6], want)];
+                (&plain, name)
+            }
             Expect::ByArgs(name) => (&self.classes[name], Some(name)),
         };
-        for a in args {
-            let want = match e {
-                Expect::Fixed(action, _) => action,
-                Expect::ByArgs(name) => self.policy.verdict(Some(name), a),
-            };
+        for &(a, want) in args {
             cases += 1;
-            match sim::run(prog, &data(*a)) {
+            match sim::run(prog, &data(a)) {
                 Ok(o) => {
                     worst = worst.max(o.steps);
                     if o.ret != want.to_ret() {
-                        messages.push(mismatch(&abi.name, name, nr, Some(a), o.ret, want));
+                        messages.push(mismatch(&abi.name, name, nr, Some(&a), o.ret, want));
                     }
                 }
                 Err(err) => messages.push(format!("ABI `{}`, nr {nr:#x}: the program fails: {err}", abi.name)),

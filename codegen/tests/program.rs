@@ -10,8 +10,9 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tables")
 }
 
+/// The shipped policy (a link to `tables/policy/`, copied into the packaged crate).
 fn policy_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tables/policy/root-emulation.yaml")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/root-emulation.yaml")
 }
 
 fn build(abis: &[String]) -> Filter {
@@ -187,4 +188,52 @@ fn over_4096_instructions_fails_with_a_clear_error() {
     let (tables, policy) = synthetic(2200, 4);
     let err = Filter::from_parts(tables, policy).unwrap_err().to_string();
     assert!(err.contains("over the kernel's limit of 4096"), "{err}");
+}
+
+/// The reviewed listing names jump targets, so a change to one ABI's table changes only
+/// that ABI's lines: no later line moves (the numbered listing shifts every later target).
+#[test]
+fn a_table_change_changes_only_its_own_lines_of_the_listing() {
+    let edited = |from: &str, to: &str| {
+        let dir = std::env::temp_dir().join(format!("rootemu-codegen-listing-{}-{}", std::process::id(), to.len()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for e in std::fs::read_dir(fixtures()).unwrap() {
+            let p = e.unwrap().path();
+            let mut text = std::fs::read_to_string(&p).unwrap();
+            if p.ends_with("x86_64.yaml") {
+                assert!(text.contains(from));
+                text = text.replace(from, to);
+            }
+            std::fs::write(dir.join(p.file_name().unwrap()), text).unwrap();
+        }
+        let p = policy_path();
+        let f = Filter::build(&Inputs { tables: &dir, policy: &p, abis: &[] }).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        f
+    };
+    // Lines of `b` that `a` lacks (as a multiset).
+    let new_lines = |a: &str, b: &str| {
+        let mut pool: Vec<&str> = a.lines().collect();
+        b.lines()
+            .filter(|l| match pool.iter().position(|x| x == l) {
+                Some(i) => {
+                    pool.swap_remove(i);
+                    false
+                }
+                None => true,
+            })
+            .count()
+    };
+    let numbered = |f: &Filter| rootemu_codegen::disasm::disassemble(&f.program, &f.tables);
+    let f = build(&[]);
+    // chown renumbered: its compare, nothing else.
+    let moved = edited("  chown: 92\n", "  chown: 90\n");
+    assert_eq!(new_lines(&f.listing(), &moved.listing()), 1, "{}", moved.listing());
+    assert!(moved.listing().contains("    jeq #90, ret_errno_0, next               ; x86_64 chown\n"), "{}", moved.listing());
+    // A name the policy lists added to x86_64: a few lines of x86_64's search, where the
+    // numbered listing renumbers every target after it.
+    let added = edited("  chown: 92\n", "  chown: 92\n  chown32: 500\n");
+    let labelled = new_lines(&f.listing(), &added.listing());
+    assert!((1..=6).contains(&labelled), "{labelled} new lines:\n{}", added.listing());
+    assert!(new_lines(&numbered(&f), &numbered(&added)) > 3 * labelled, "the numbered listing shifts");
 }
