@@ -33,7 +33,7 @@
 //! ## Programs built at run time
 //!
 //! With the `codegen` feature, a program that `rootemu_codegen` builds at run time (from
-//! tables and a policy a user supplies) converts with [`SockFilter::program`] and installs
+//! tables and a policy a user supplies) converts with `SockFilter::program` and installs
 //! the same way; with `serde`, [`SockFilter`] reads and writes the form of
 //! `rootemu_codegen::Insn` (`{"code": 32, "jt": 0, "jf": 0, "k": 4}`), so programs can be
 //! stored as data.
@@ -112,9 +112,8 @@ pub struct Filter {
     pub abis: &'static [AbiInfo],
 }
 
-/// Installing a seccomp filter (`PR_SET_NO_NEW_PRIVS` + `seccomp(2)`) and proving it is active.
+// Each module's documentation is its own `//!` text (links in it resolve there).
 pub mod install;
-/// The user-namespace launcher behind `rootemu run`: namespaces, new root, filter, exec.
 pub mod launch;
 
 /// A program as the macros place it in the `.rootemu_filter` ELF section: the record
