@@ -142,13 +142,21 @@ fn analyse(prog: &[Insn], tables: &Tables) -> Vec<Line> {
     out
 }
 
-/// `text ; comment`, the comment aligned.
-fn with_comment(text: String, comment: &str) -> String {
-    if comment.is_empty() {
-        return text;
+impl Line {
+    /// `op, jt, jf ; comment` (or `ja target`) with the targets written as given, the
+    /// comment aligned.
+    fn render(&self, targets: &[String]) -> String {
+        let text = match targets {
+            [] => self.op.clone(),
+            [t] => format!("{} {t}", self.op),
+            _ => format!("{}, {}", self.op, targets.join(", ")),
+        };
+        if self.comment.is_empty() {
+            return text;
+        }
+        let pad = 40usize.saturating_sub(text.len());
+        format!("{text}{:pad$} ; {}", "", self.comment)
     }
-    let pad = 40usize.saturating_sub(text.len());
-    format!("{text}{:pad$} ; {comment}", "")
 }
 
 /// One line per instruction, numbered, with absolute jump targets and symbolic operands:
@@ -157,14 +165,7 @@ pub fn disassemble(prog: &[Insn], tables: &Tables) -> String {
     let mut out = String::new();
     for (pc, l) in analyse(prog, tables).into_iter().enumerate() {
         let targets: Vec<String> = l.targets.iter().map(usize::to_string).collect();
-        let text = if targets.is_empty() {
-            l.op
-        } else if l.op == "ja" {
-            format!("ja {}", targets[0])
-        } else {
-            format!("{}, {}", l.op, targets.join(", "))
-        };
-        let _ = writeln!(out, "{pc:4}: {}", with_comment(text, &l.comment));
+        let _ = writeln!(out, "{pc:4}: {}", l.render(&targets));
     }
     out
 }
@@ -186,14 +187,7 @@ pub fn labelled(prog: &[Insn], tables: &Tables) -> String {
         }
         let label = |t: usize| if t == pc + 1 { "next".to_string() } else { names[t].clone().unwrap_or_else(|| t.to_string()) };
         let targets: Vec<String> = l.targets.iter().map(|t| label(*t)).collect();
-        let text = if targets.is_empty() {
-            l.op.clone()
-        } else if l.op == "ja" {
-            format!("ja {}", targets[0])
-        } else {
-            format!("{}, {}", l.op, targets.join(", "))
-        };
-        let _ = writeln!(out, "    {}", with_comment(text, &l.comment));
+        let _ = writeln!(out, "    {}", l.render(&targets));
     }
     out
 }
