@@ -45,7 +45,7 @@ fn in_process(rounds: usize) -> Result<(Samples, usize, usize), String> {
         ("  parse tables + policy (remainder)", parse),
         ("  compile", c),
         ("  verify", v),
-        ("  prove (multi-threaded)", p),
+        ("  prove", p),
     ];
     // root_emulation!() builds one program per group of Rust target_arch, plus the all-ABI one.
     if let Some(ws) = workspace() {
