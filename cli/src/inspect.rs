@@ -4,7 +4,8 @@
 
 use crate::inputs::FilterInputs;
 use clap::Args;
-use rootemu_codegen::{Insn, disasm, export};
+use rootemu_codegen::disasm;
+use rootemu_codegen::record::{self, Record, SECTION};
 use std::path::PathBuf;
 
 /// Arguments of `rootemu inspect`.
@@ -18,22 +19,6 @@ pub(crate) struct InspectArgs {
     /// Tables and policy to check against (default: the bundled ones).
     #[command(flatten)]
     inputs: FilterInputs,
-}
-
-/// Section the macros place each program in, behind a `ROOTEMU\x01` header.
-pub(crate) const SECTION: &str = ".rootemu_filter";
-const MAGIC: &[u8; 8] = b"ROOTEMU\x01";
-
-/// One embedded program and its `key=value` metadata.
-pub(crate) struct Record {
-    pub(crate) program: Vec<Insn>,
-    meta: Vec<(String, String)>,
-}
-
-impl Record {
-    pub(crate) fn get(&self, key: &str) -> &str {
-        self.meta.iter().find(|(k, _)| k == key).map_or("?", |(_, v)| v.as_str())
-    }
 }
 
 /// Runs `rootemu inspect`: exit 0 when every program matches the tables, 1 when one
@@ -97,41 +82,5 @@ pub(crate) fn embedded(elf: &goblin::elf::Elf, bytes: &[u8]) -> Result<Option<Ve
     };
     let start = usize::try_from(sh.sh_offset).map_err(|_| "section offset out of range".to_string())?;
     let data = usize::try_from(sh.sh_size).ok().and_then(|n| bytes.get(start..start.checked_add(n)?)).ok_or("section outside the file")?;
-    decode(data, !elf.little_endian).map(Some)
-}
-
-/// Splits the section into records: header, instructions, metadata padded to 8 bytes.
-fn decode(section: &[u8], big: bool) -> Result<Vec<Record>, String> {
-    let mut data = section;
-    let word = |b: &[u8]| {
-        let b: [u8; 4] = b.try_into().expect("4 bytes");
-        if big { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
-    };
-    let mut out = Vec::new();
-    while !data.is_empty() {
-        // The linker may align records: skip zero padding between them.
-        if data.len() >= 4 && data[..4] == [0; 4] {
-            data = &data[4..];
-            continue;
-        }
-        if data.len() < 16 || &data[..8] != MAGIC {
-            return Err(format!("{SECTION}: no ROOTEMU header at offset {}", section.len() - data.len()));
-        }
-        let n = word(&data[8..12]) as usize;
-        let meta_len = word(&data[12..16]) as usize;
-        let insns_end = 16 + 8 * n;
-        let end = insns_end + meta_len.next_multiple_of(8);
-        if data.len() < end {
-            return Err(format!("{SECTION}: a record of {n} instructions runs past the section"));
-        }
-        let program = export::from_raw(&data[16..insns_end], big).expect("a multiple of 8 bytes");
-        let meta = String::from_utf8_lossy(&data[insns_end..insns_end + meta_len])
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        out.push(Record { program, meta });
-        data = &data[end..];
-    }
-    Ok(out)
+    record::decode(data, !elf.little_endian).map(Some)
 }

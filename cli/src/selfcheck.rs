@@ -151,7 +151,7 @@ pub(crate) fn main(args: SelfcheckArgs) -> Result<u8, String> {
     let policy = Policy::parse(&policy_path, policy_text, &tables).map_err(|e| format!("the bundled policy does not load: {e}"))?;
 
     let mut r = Report::default();
-    let program: Vec<Insn> = filter.program.iter().map(|i| Insn::new(i.code, i.jt, i.jf, i.k)).collect();
+    let program: Vec<Insn> = filter.program.iter().map(|&i| i.into()).collect();
     let covered: Vec<&str> = filter.abis.iter().map(|a| a.name).collect();
     let facts = ElfFacts { machine: elf.header.e_machine, is_64: elf.is_64, big: !elf.little_endian, flags: elf.header.e_flags };
     let abi = match own_abi(&tables, &facts) {
@@ -237,7 +237,7 @@ pub(crate) fn main(args: SelfcheckArgs) -> Result<u8, String> {
     });
     match inspect::embedded(&elf, &exe) {
         Ok(None) => {
-            r.check("section_found", false, || format!("no {} section in /proc/self/exe", inspect::SECTION));
+            r.check("section_found", false, || format!("no {} section in /proc/self/exe", rootemu_codegen::record::SECTION));
         }
         Err(e) => {
             r.check("section_found", false, || e);

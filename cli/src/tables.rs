@@ -80,7 +80,8 @@ pub(crate) fn main(cmd: TablesCmd) -> Result<u8, String> {
             let n = side(&new, &tables)?;
             let d = import::diff(&o, &n);
             out!("{d}");
-            let policies = if policies.is_empty() { policy_files(&tables.join("policy")) } else { policies };
+            let policies =
+                if policies.is_empty() { rootemu_codegen::table::yaml_files(&tables.join("policy")).unwrap_or_default() } else { policies };
             for path in policies {
                 let p = Policy::load(&path, &n).map_err(show)?;
                 out!("{}", review(&p, &path, &d));
@@ -93,15 +94,6 @@ pub(crate) fn main(cmd: TablesCmd) -> Result<u8, String> {
             Ok(0)
         }
     }
-}
-
-/// The `*.yaml` files of a policy directory, sorted.
-fn policy_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "yaml")).collect())
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 /// What a table change means for one policy: names it lists that changed, and new or

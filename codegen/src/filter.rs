@@ -45,21 +45,25 @@ impl Filter {
     /// Loads, validates, compiles, verifies and proves; every error found is returned.
     pub fn build(inputs: &Inputs) -> Result<Filter, Errors> {
         let tables = Tables::load_dir(inputs.tables)?;
-        // The policy and the ABI selection are checked together, so all errors show at once.
-        let policy = Policy::load(inputs.policy, &tables);
-        let selected = if inputs.abis.is_empty() { Ok(tables) } else { tables.select(inputs.abis) };
-        match (policy, selected) {
-            (Ok(p), Ok(t)) => Filter::from_parts(t, p),
-            (p, t) => Err(Errors(p.err().into_iter().chain(t.err()).flat_map(|e| e.0).collect())),
-        }
+        Filter::with_tables(&tables, inputs.policy, inputs.abis)
+    }
+
+    /// Loads the policy file and selects `abis` (all when empty) of tables already loaded,
+    /// then compiles, verifies and proves; every error found is returned.
+    pub fn with_tables(tables: &Tables, policy: &Path, abis: &[String]) -> Result<Filter, Errors> {
+        Filter::select(tables, Policy::load(policy, tables), abis)
     }
 
     /// Builds from file texts already in memory: `(path, text)` of each ABI table and of
     /// the policy (used for the tables bundled into a binary).
     pub fn from_texts(tables: &[(&Path, &str)], policy: (&Path, &str), abis: &[String]) -> Result<Filter, Errors> {
         let tables = Tables::parse(tables.iter().copied())?;
-        let policy = Policy::parse(policy.0, policy.1, &tables);
-        let selected = if abis.is_empty() { Ok(tables) } else { tables.select(abis) };
+        Filter::select(&tables, Policy::parse(policy.0, policy.1, &tables), abis)
+    }
+
+    /// The policy and the ABI selection are checked together, so all errors show at once.
+    fn select(tables: &Tables, policy: Result<Policy, Errors>, abis: &[String]) -> Result<Filter, Errors> {
+        let selected = if abis.is_empty() { Ok(tables.clone()) } else { tables.select(abis) };
         match (policy, selected) {
             (Ok(p), Ok(t)) => Filter::from_parts(t, p),
             (p, t) => Err(Errors(p.err().into_iter().chain(t.err()).flat_map(|e| e.0).collect())),
@@ -104,9 +108,10 @@ impl Filter {
         Ok(Filter { tables, policy, program, proof })
     }
 
-    /// The symbolic listing.
+    /// The symbolic listing, with labels (what `rootemu filter dump` prints and the golden
+    /// file holds).
     pub fn listing(&self) -> String {
-        disasm::disassemble(&self.program, &self.tables)
+        disasm::labelled(&self.program, &self.tables)
     }
 
     /// The kernel release of the tables (all ABIs), e.g. `6.12.117`, or a list when they differ.

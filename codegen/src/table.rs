@@ -128,8 +128,9 @@ pub(crate) struct AbiFile {
     unimplemented: Vec<String>,
 }
 
-/// A validated ABI: its AUDIT_ARCH facts and every syscall name -> number.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A validated ABI: its AUDIT_ARCH facts and every syscall name -> number. Its serde form
+/// (JSON of these fields) is how the macros carry validated tables from their build script.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Abi {
     /// The ABI's name (also its file name), e.g. `x86_64`, `x32`, `mips64n32el`.
     pub name: String,
@@ -170,6 +171,7 @@ pub struct Abi {
     pub unimplemented: Vec<String>,
     /// The file this ABI was loaded from.
     pub file: PathBuf,
+    #[serde(skip)]
     pub(crate) lines: Lines,
 }
 
@@ -217,7 +219,7 @@ pub fn derive_audit_arch(elf_machine: u32, bits: u32, endian: Endian, convention
 }
 
 /// All ABIs of a tables directory, sorted by name.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Tables {
     /// The ABIs, sorted by name.
     pub abis: Vec<Abi>,
@@ -306,13 +308,21 @@ fn yes() -> bool {
     true
 }
 
+/// The `*.yaml` files of a directory (not of its subdirectories), sorted by path: the ABI
+/// tables of a tables directory, or the policies of `tables/policy`.
+pub fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// `(path, text)` of every `*.yaml` file of a tables directory, sorted by path; an empty
 /// directory or an unreadable file is an error (all of them reported).
 pub(crate) fn read_dir_texts(dir: &Path) -> Result<Vec<(PathBuf, String)>, Errors> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Diagnostic::at(dir, None, format!("cannot read tables directory: {e}")))?;
-    let mut files: Vec<PathBuf> =
-        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "yaml") && p.is_file()).collect();
-    files.sort();
+    let files = yaml_files(dir).map_err(|e| Diagnostic::at(dir, None, format!("cannot read tables directory: {e}")))?;
     if files.is_empty() {
         return Err(Diagnostic::at(dir, None, "no ABI tables (*.yaml) in this directory").into());
     }

@@ -54,7 +54,7 @@ fn second_document(text: &str) -> Option<usize> {
 }
 
 /// Source lines of a YAML file, for pointing at the line a key or a name stands on.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Lines {
     lines: Vec<String>,
 }
