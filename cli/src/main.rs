@@ -3,9 +3,11 @@
 mod filter;
 mod inputs;
 mod inspect;
+mod output;
 mod run;
 mod selfcheck;
 mod tables;
+mod tables_json;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -35,7 +37,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| with_hint(e, &std::env::args().collect::<Vec<_>>()).exit());
     let result = match cli.command {
         Command::Tables(c) => tables::main(c),
         Command::Filter(c) => filter::main(c),
@@ -52,4 +54,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `rootemu run id` (a command without `--` before it): clap's error, with the line to type.
+fn with_hint(mut e: clap::Error, argv: &[String]) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg).cloned() else { return e };
+    let run = argv.get(1).is_some_and(|a| a == "run");
+    if !run || e.kind() != ErrorKind::UnknownArgument || argv.iter().any(|a| a == "--") || arg.starts_with('-') {
+        return e;
+    }
+    let rest = &argv[2..];
+    let at = rest.iter().position(|a| *a == arg).unwrap_or(rest.len());
+    let line: Vec<&str> = rest[..at].iter().map(String::as_str).chain(["--"]).chain(rest[at..].iter().map(String::as_str)).collect();
+    let tip = format!("to run a command, put it after `--`: rootemu run {}", line.join(" "));
+    e.insert(ContextKind::Suggested, ContextValue::StyledStrs(vec![tip.into()]));
+    e
 }
