@@ -44,7 +44,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$top/target/cross}
-work=${MATRIX_WORK:-$(mktemp -d /tmp/rootemu-layer2.XXXXXX)}
+work=${MATRIX_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/rootemu-layer2.XXXXXX")}
 mkdir -p "$work"
 timeout_s=${MATRIX_TIMEOUT:-180}
 dir=$profile; [ "$profile" = dev ] && dir=debug
@@ -166,7 +166,7 @@ if selected i686 && [ "$(uname -m)" = x86_64 ]; then
     mkdir -p "$work/$row"
     uidarg=(); [ "$(id -u)" = 0 ] && uidarg=(--uid 65534)
     start=$EPOCHREALTIME
-    TMPDIR=/tmp timeout "$timeout_s" "$bin" selfcheck --install "${uidarg[@]}" > "$work/$row/out.txt" 2>&1
+    TMPDIR=${TMPDIR:-/tmp} timeout "$timeout_s" "$bin" selfcheck --install "${uidarg[@]}" > "$work/$row/out.txt" 2>&1
     rc=$?
     judge "$row" "$work/$row/out.txt" "$(secs_since "$start")" $rc
   fi
