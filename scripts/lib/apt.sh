@@ -8,11 +8,13 @@
 #   apt_update         apt-get update; a foreign or security index may fail (exit 100,
 #                      "Mirror sync in progress?") while the main suites load: a warning
 #   apt_install TAG PKG...  apt-get install -y --no-install-recommends with one progress
-#                      line per ~10% of the packages downloaded and set up
-#   qemu_from          `/bookworm-backports` (apt's PKG/RELEASE) when an installed qemu
-#                      package came from bookworm-backports (the image's qemu-utils 10.0
-#                      does): every qemu package must then come from there, or apt reports
-#                      broken packages; else nothing (bookworm's qemu 7.2)
+#                      line per ~10% of the packages downloaded and set up (a PKG=VERSION
+#                      older than the installed one is a downgrade: allowed)
+#   qemu_from          `-t bookworm-backports` when an installed qemu package came from
+#                      bookworm-backports (the image's qemu-utils 10.0 does): every qemu
+#                      package must then come from there with the dependencies it needs
+#                      (seabios, qemu-system-data...; PKG/RELEASE would not take those), or
+#                      apt reports broken packages; else nothing (bookworm's qemu 7.2)
 #
 # apt's package cache: Debian's docker images set `Dir::Cache::pkgcache ""`
 # (/etc/apt/apt.conf.d/docker-clean), so every apt-get/apt-cache call rebuilds it from the
@@ -61,11 +63,13 @@ apt_update() {
 }
 
 apt_install() {
-  local tag=$1 rc start=$SECONDS
+  local tag=$1 rc start=$SECONDS log opts=()
   local -; set +e
   shift
-  echo "$tag: installing $# packages: $*" >&2
-  apt_get install -y -q --no-install-recommends -o Dpkg::Use-Pty=0 "$@" |
+  while [ "${1:-}" = -t ]; do opts+=("$1" "$2"); shift 2; done
+  echo "$tag: installing $# packages${opts[*]:+ (${opts[*]})}: $*" >&2
+  log=$(mktemp "${TMPDIR:-/tmp}/rootemu-apt.XXXXXX")
+  apt_get install -y -q --no-install-recommends --allow-downgrades -o Dpkg::Use-Pty=0 "${opts[@]}" "$@" | tee "$log" |
     awk -v tag="$tag" -v t0="$(date +%s)" '
       function say(what, n,  now) { if (total > 0 && (n == total || n >= next_[what])) {
           "date +%s" | getline now; close("date +%s")
@@ -76,12 +80,19 @@ apt_install() {
       /^Setting up / { set++; say("set up", set) }
       /^(E|W): / { print > "/dev/stderr" }'
   rc=${PIPESTATUS[0]}
-  [ "$rc" = 0 ] || { echo "$tag: apt-get install failed (exit $rc)" >&2; return "$rc"; }
+  if [ "$rc" != 0 ]; then
+    # apt explains a failed resolution before its E: line.
+    sed -n '/unmet dependencies/,$p' "$log" | head -n 40 >&2
+    rm -f "$log"
+    echo "$tag: apt-get install failed (exit $rc)" >&2
+    return "$rc"
+  fi
+  rm -f "$log"
   echo "$tag: installed in $((SECONDS - start)) s" >&2
 }
 
 qemu_from() {
   if dpkg-query -W -f='${db:Status-Abbrev} ${Version}\n' 'qemu-*' 2>/dev/null | grep -q '^ii .*~bpo12'; then
-    echo "/bookworm-backports"
+    echo "-t bookworm-backports"
   fi
 }
