@@ -8,8 +8,11 @@
 #   apt_update         apt-get update; a foreign or security index may fail (exit 100,
 #                      "Mirror sync in progress?") while the main suites load: a warning
 #   apt_install TAG PKG...  apt-get install -y --no-install-recommends with one progress
-#                      line per ~10% of the packages downloaded and set up (a PKG=VERSION
-#                      older than the installed one is a downgrade: allowed)
+#                      line per ~10% of the packages downloaded, unpacked and set up (a
+#                      PKG=VERSION older than the installed one is a downgrade: allowed);
+#                      dpkg without an fsync per file (--force-unsafe-io, as Debian's
+#                      docker images configure it: ~1500 MB of cross compilers otherwise
+#                      take minutes more)
 #   qemu_from          `-t bookworm-backports` when an installed qemu package came from
 #                      bookworm-backports (the image's qemu-utils 10.0 does): every qemu
 #                      package must then come from there with the dependencies it needs
@@ -69,14 +72,16 @@ apt_install() {
   while [ "${1:-}" = -t ]; do opts+=("$1" "$2"); shift 2; done
   echo "$tag: installing $# packages${opts[*]:+ (${opts[*]})}: $*" >&2
   log=$(mktemp "${TMPDIR:-/tmp}/rootemu-apt.XXXXXX")
-  apt_get install -y -q --no-install-recommends --allow-downgrades -o Dpkg::Use-Pty=0 "${opts[@]}" "$@" | tee "$log" |
+  apt_get install -y -q --no-install-recommends --allow-downgrades -o Dpkg::Use-Pty=0 \
+    -o Dpkg::Options::=--force-unsafe-io "${opts[@]}" "$@" | tee "$log" |
     awk -v tag="$tag" -v t0="$(date +%s)" '
       function say(what, n,  now) { if (total > 0 && (n == total || n >= next_[what])) {
           "date +%s" | getline now; close("date +%s")
-          printf "%s: %s %d/%d packages (%d s)\n", tag, what, n, total, now - t0 > "/dev/stderr"
+          printf "%s: %s %d/%d packages (%d s)\n", tag, what, n, total, now - t0 > "/dev/stderr"; fflush("/dev/stderr")
           next_[what] = n + (total > 10 ? int(total / 10) : 1) } }
-      /newly installed/ { total = $1 + $3; next_["downloaded"] = next_["set up"] = 1 }
+      /newly installed/ { total = $1 + $3; next_["downloaded"] = next_["unpacked"] = next_["set up"] = 1 }
       /^Get:[0-9]+ / { got++; say("downloaded", got) }
+      /^Unpacking / { unpacked++; say("unpacked", unpacked) }
       /^Setting up / { set++; say("set up", set) }
       /^(E|W): / { print > "/dev/stderr" }'
   rc=${PIPESTATUS[0]}

@@ -28,6 +28,8 @@
 #define __NR_prlimit64 261
 #endif
 
+static long sys6(long nr, const long a[6]);
+
 #ifdef PROBE_NOLIBC
 
 /* Called by argument() and emitted by GCC (e.g. for a local array's initializer). */
@@ -51,6 +53,38 @@ void *memcpy(void *d, const void *s, unsigned long n) {
     return d;
 }
 
+
+int main(int argc, char **argv);
+void start(long *sp);
+
+/* Called by _start with the initial stack pointer: argc, then argv. */
+void start(long *sp) {
+    const long a[6] = {main((int)sp[0], (char **)(sp + 1)), 0, 0, 0, 0, 0};
+    sys6(__NR_exit, a);
+}
+
+#if defined(__sh__)
+__asm__(".text\n.global _start\n_start:\n mov r15, r4\n mov.l 1f, r1\n jsr @r1\n nop\n .align 2\n1: .long start\n");
+#elif defined(__riscv)
+__asm__(".text\n.global _start\n_start:\n .option push\n .option norelax\n la gp, __global_pointer$\n .option pop\n"
+        " mv a0, sp\n call start\n");
+#elif defined(__sparc__)
+__asm__(".text\n.global _start\n_start:\n add %sp, 64, %o0\n call start\n nop\n");
+#elif defined(__or1k__)
+__asm__(".text\n.global _start\n_start:\n l.ori r3, r1, 0\n l.jal start\n l.nop\n");
+#endif
+
+#else
+
+#include <string.h>
+#include <unistd.h>
+
+#endif
+
+/* The syscall instruction itself: without a libc, and on m68k, whose glibc syscall() reads
+ * the thread pointer (for errno) with a get_thread_area syscall after every failing call,
+ * a strace line between a cell and the next marker. */
+#if defined(PROBE_NOLIBC) || defined(__m68k__)
 static long sys6(long nr, const long a[6]) {
 #if defined(__sh__)
     register long r3 __asm__("r3") = nr;
@@ -95,41 +129,7 @@ static long sys6(long nr, const long a[6]) {
                      : "r"(r3), "r"(r4), "r"(r5), "r"(r6), "r"(r7), "r"(r8)
                      : "memory", "r12", "r13", "r15", "r17", "r19", "r21", "r23", "r25", "r27", "r29", "r31");
     return r11;
-#else
-#error "PROBE_NOLIBC: no syscall instruction for this architecture"
-#endif
-}
-
-int main(int argc, char **argv);
-void start(long *sp);
-
-/* Called by _start with the initial stack pointer: argc, then argv. */
-void start(long *sp) {
-    const long a[6] = {main((int)sp[0], (char **)(sp + 1)), 0, 0, 0, 0, 0};
-    sys6(__NR_exit, a);
-}
-
-#if defined(__sh__)
-__asm__(".text\n.global _start\n_start:\n mov r15, r4\n mov.l 1f, r1\n jsr @r1\n nop\n .align 2\n1: .long start\n");
-#elif defined(__riscv)
-__asm__(".text\n.global _start\n_start:\n .option push\n .option norelax\n la gp, __global_pointer$\n .option pop\n"
-        " mv a0, sp\n call start\n");
-#elif defined(__sparc__)
-__asm__(".text\n.global _start\n_start:\n add %sp, 64, %o0\n call start\n nop\n");
-#elif defined(__or1k__)
-__asm__(".text\n.global _start\n_start:\n l.ori r3, r1, 0\n l.jal start\n l.nop\n");
-#endif
-
-#else
-
-#include <string.h>
-#include <unistd.h>
-
-#if defined(__m68k__)
-/* m68k glibc's syscall() reads the thread pointer (for errno) with a get_thread_area
- * syscall after every failing call: a strace line between a cell and the next marker that
- * a cell without a line of its own would seem to print. The trap itself prints nothing else. */
-static long sys6(long nr, const long a[6]) {
+#elif defined(__m68k__)
     register long d0 __asm__("d0") = nr;
     register long d1 __asm__("d1") = a[0];
     register long d2 __asm__("d2") = a[1];
@@ -139,13 +139,14 @@ static long sys6(long nr, const long a[6]) {
     register long a0 __asm__("a0") = a[5];
     __asm__ volatile("trap #0" : "+r"(d0) : "r"(d1), "r"(d2), "r"(d3), "r"(d4), "r"(d5), "r"(a0) : "memory");
     return d0;
+#else
+#error "PROBE_NOLIBC: no syscall instruction for this architecture"
+#endif
 }
 #else
 static long sys6(long nr, const long a[6]) {
     return syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
-#endif
-
 #endif
 
 static long scratch[512];
