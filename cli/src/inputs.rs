@@ -30,6 +30,11 @@ impl FilterInputs {
         self
     }
 
+    /// The ABIs chosen with --abi, in the order given.
+    pub(crate) fn abi_order(&self) -> &[String] {
+        &self.abis
+    }
+
     /// Whether ABIs were chosen with --abi.
     pub(crate) fn abis_given(&self) -> bool {
         !self.abis.is_empty()

@@ -2,6 +2,8 @@
 //! show a policy's syscall x ABI matrix.
 
 use crate::inputs::FilterInputs;
+use crate::output::{OutputFormat, print_json};
+use crate::tables_json;
 use clap::Subcommand;
 use rootemu_codegen::{Errors, Policy, Tables, import, matrix};
 use std::path::{Path, PathBuf};
@@ -26,6 +28,9 @@ pub(crate) enum TablesCmd {
         /// The tables directory.
         #[arg(long, default_value = "tables")]
         tables: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
     },
     /// Compare two sets of tables; each side is a tables directory or a kernel tree
     /// (imported with the ABI headers of --tables).
@@ -40,11 +45,18 @@ pub(crate) enum TablesCmd {
         /// Policies to flag for review (repeatable; default: every `<tables>/policy/*.yaml`).
         #[arg(long = "policy", value_name = "FILE")]
         policies: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
     },
     /// Print the syscall x ABI matrix of a policy: the numbers a reviewer checks.
+    /// Columns follow the order of --abi.
     Show {
         #[command(flatten)]
         inputs: FilterInputs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
     },
 }
 
@@ -58,7 +70,12 @@ pub(crate) fn main(cmd: TablesCmd) -> Result<u8, String> {
             outln!("wrote {} files to {}", report.abis.len(), out.display());
             Ok(0)
         }
-        TablesCmd::Check { tables } => match Tables::load_dir(&tables) {
+        TablesCmd::Check { tables, format: OutputFormat::Json } => {
+            let result = Tables::load_dir(&tables);
+            print_json(&tables_json::check(&tables, &result));
+            Ok(u8::from(result.is_err()))
+        }
+        TablesCmd::Check { tables, format: OutputFormat::Text } => match Tables::load_dir(&tables) {
             Ok(t) => {
                 let calls: usize = t.abis.iter().map(|a| a.syscalls.len()).sum();
                 let mut kernels: Vec<&str> = t.abis.iter().map(|a| a.kernel()).collect();
@@ -75,53 +92,84 @@ pub(crate) fn main(cmd: TablesCmd) -> Result<u8, String> {
                 Ok(1)
             }
         },
-        TablesCmd::Diff { old, new, tables, policies } => {
+        TablesCmd::Diff { old, new, tables, policies, format } => {
             let o = side(&old, &tables)?;
             let n = side(&new, &tables)?;
             let d = import::diff(&o, &n);
-            out!("{d}");
-            let policies =
-                if policies.is_empty() { rootemu_codegen::table::yaml_files(&tables.join("policy")).unwrap_or_default() } else { policies };
-            for path in policies {
-                let p = Policy::load(&path, &n).map_err(show)?;
-                out!("{}", review(&p, &path, &d));
+            let policies = if policies.is_empty() { rootemu_codegen::table::yaml_files(&tables.join("policy")).unwrap_or_default() } else { policies };
+            let loaded = policies.iter().map(|path| Policy::load(path, &n).map_err(show)).collect::<Result<Vec<_>, _>>()?;
+            let reviews: Vec<Review> = loaded.iter().zip(&policies).map(|(p, path)| Review::of(p, path, &d)).collect();
+            match format {
+                OutputFormat::Json => print_json(&tables_json::diff(&d, &reviews)),
+                OutputFormat::Text => {
+                    out!("{d}");
+                    for r in &reviews {
+                        out!("{r}");
+                    }
+                }
             }
             Ok(0)
         }
-        TablesCmd::Show { inputs } => {
+        TablesCmd::Show { inputs, format } => {
             let f = inputs.build()?;
-            out!("{}", matrix::policy_matrix(&f.tables, &f.policy));
+            let tables = in_order(&f.tables, inputs.abi_order());
+            match format {
+                OutputFormat::Text => out!("{}", matrix::policy_matrix(&tables, &f.policy)),
+                OutputFormat::Json => print_json(&tables_json::show(&tables, &f.policy)),
+            }
             Ok(0)
         }
     }
 }
 
-/// What a table change means for one policy: names it lists that changed, and new or
-/// changed names that look like one it lists (e.g. a new chown-like call) and need review.
-fn review(p: &Policy, path: &Path, d: &import::TablesDiff) -> String {
-    let listed = p.names();
-    let touched: Vec<&str> = d.names_touched().collect();
-    let changed: Vec<&str> = touched.iter().copied().filter(|n| listed.contains(n)).collect();
-    let similar: Vec<String> = touched
-        .iter()
-        .filter(|n| !listed.contains(*n))
-        .filter_map(|n| {
-            listed.iter().filter(|l| n.contains(**l) || l.contains(*n)).max_by_key(|l| l.len()).map(|l| format!("{n} (like {l})"))
-        })
-        .collect();
-    let mut out = format!("policy {} ({}): ", p.name, path.display());
-    if changed.is_empty() && similar.is_empty() {
-        out.push_str("not touched\n");
-        return out;
+/// `tables` with its ABIs in the order `names` gives them (the rest after, as they were).
+fn in_order(tables: &Tables, names: &[String]) -> Tables {
+    let mut t = tables.clone();
+    t.abis.sort_by_key(|a| names.iter().position(|n| *n == a.name).unwrap_or(usize::MAX));
+    t
+}
+
+/// What a table change means for one policy.
+pub(crate) struct Review<'a> {
+    pub(crate) policy: &'a Policy,
+    pub(crate) file: &'a Path,
+    /// Names the policy lists that changed.
+    pub(crate) changed: Vec<&'a str>,
+    /// New or changed names that look like one it lists (e.g. a new chown-like call), with
+    /// that listed name.
+    pub(crate) similar: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> Review<'a> {
+    fn of(policy: &'a Policy, file: &'a Path, d: &'a import::TablesDiff) -> Self {
+        let listed = policy.names();
+        let touched: Vec<&str> = d.names_touched().collect();
+        let changed: Vec<&str> = touched.iter().copied().filter(|n| listed.contains(n)).collect();
+        let similar = touched
+            .iter()
+            .filter(|n| !listed.contains(*n))
+            .filter_map(|n| listed.iter().filter(|l| n.contains(**l) || l.contains(*n)).max_by_key(|l| l.len()).map(|l| (*n, *l)))
+            .collect();
+        Review { policy, file, changed, similar }
     }
-    out.push_str("REVIEW\n");
-    if !changed.is_empty() {
-        out.push_str(&format!("  listed names that changed: {}\n", changed.join(", ")));
+}
+
+impl std::fmt::Display for Review<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "policy {} ({}): ", self.policy.name, self.file.display())?;
+        if self.changed.is_empty() && self.similar.is_empty() {
+            return writeln!(f, "not touched");
+        }
+        writeln!(f, "REVIEW")?;
+        if !self.changed.is_empty() {
+            writeln!(f, "  listed names that changed: {}", self.changed.join(", "))?;
+        }
+        if !self.similar.is_empty() {
+            let similar: Vec<String> = self.similar.iter().map(|(n, l)| format!("{n} (like {l})")).collect();
+            writeln!(f, "  new or changed names like listed ones: {}", similar.join(", "))?;
+        }
+        Ok(())
     }
-    if !similar.is_empty() {
-        out.push_str(&format!("  new or changed names like listed ones: {}\n", similar.join(", ")));
-    }
-    out
 }
 
 fn show(e: Errors) -> String {
