@@ -20,6 +20,9 @@ pub(crate) struct InspectArgs {
     inputs: FilterInputs,
 }
 
+/// Largest binary `inspect` reads (it reads the whole file).
+const MAX_BINARY_BYTES: u64 = 1 << 30;
+
 /// Section the macros place each program in, behind a `ROOTEMU\x01` header.
 pub(crate) const SECTION: &str = ".rootemu_filter";
 const MAGIC: &[u8; 8] = b"ROOTEMU\x01";
@@ -39,7 +42,8 @@ impl Record {
 /// Runs `rootemu inspect`: exit 0 when every program matches the tables, 1 when one
 /// differs, 2 when the binary has no embedded program.
 pub(crate) fn main(args: InspectArgs) -> Result<u8, String> {
-    let bytes = std::fs::read(&args.binary).map_err(|e| format!("cannot read {}: {e}", args.binary.display()))?;
+    let bytes = rootemu_codegen::files::read_regular(&args.binary, MAX_BINARY_BYTES)
+        .map_err(|e| format!("cannot read {}: {e}", args.binary.display()))?;
     let elf = goblin::elf::Elf::parse(&bytes).map_err(|e| format!("{}: not an ELF file: {e}", args.binary.display()))?;
     let big = !elf.little_endian;
     let Some(records) = embedded(&elf, &bytes)? else {

@@ -3,7 +3,7 @@
 
 use crate::inputs::FilterInputs;
 use clap::Subcommand;
-use rootemu_codegen::{Errors, Policy, Tables, import, matrix};
+use rootemu_codegen::{Errors, Policy, Tables, files, import, matrix};
 use std::path::{Path, PathBuf};
 
 /// `rootemu tables` subcommands.
@@ -20,15 +20,24 @@ pub(crate) enum TablesCmd {
         /// Where to write `<abi>.yaml` (default: the --tables directory).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Accept that syscall NAME of ABI changed its number (ABI:NAME, or ABI:* for every
+        /// syscall of the ABI; repeatable). Linux never renumbers a syscall of a living ABI,
+        /// so without it any renumbering refuses the import.
+        #[arg(long = "allow-renumber", value_name = "ABI:NAME", value_parser = abi_and_name)]
+        allow_renumber: Vec<(String, String)>,
     },
-    /// Load and validate every ABI file.
+    /// Load and validate every ABI file and every policy, reporting all errors together.
     Check {
         /// The tables directory.
         #[arg(long, default_value = "tables")]
         tables: PathBuf,
+        /// Policies to check (repeatable; default: every `<tables>/policy/*.yaml`).
+        #[arg(long = "policy", value_name = "FILE")]
+        policies: Vec<PathBuf>,
     },
     /// Compare two sets of tables; each side is a tables directory or a kernel tree
-    /// (imported with the ABI headers of --tables).
+    /// (imported with the ABI headers of --tables). Exit status: 0 no differences, 1
+    /// differences (in the tables or in a reviewed policy), 2 an error.
     Diff {
         /// Old side: tables directory or kernel tree.
         old: PathBuf,
@@ -37,7 +46,8 @@ pub(crate) enum TablesCmd {
         /// ABI headers used to import a kernel tree.
         #[arg(long, default_value = "tables")]
         tables: PathBuf,
-        /// Policies to flag for review (repeatable; default: every `<tables>/policy/*.yaml`).
+        /// Policies to flag for review (repeatable; default: the new side's `policy/*.yaml`,
+        /// else those of --tables, else the bundled root-emulation policy).
         #[arg(long = "policy", value_name = "FILE")]
         policies: Vec<PathBuf>,
     },
@@ -51,42 +61,62 @@ pub(crate) enum TablesCmd {
 /// Runs one `tables` subcommand.
 pub(crate) fn main(cmd: TablesCmd) -> Result<u8, String> {
     match cmd {
-        TablesCmd::Import { kernel, tables, out } => {
+        TablesCmd::Import { kernel, tables, out, allow_renumber } => {
             let out = out.unwrap_or_else(|| tables.clone());
-            let report = import::import_tree(&kernel, &tables, &out).map_err(show)?;
-            print!("{report}");
-            println!("wrote {} files to {}", report.abis.len(), out.display());
-            Ok(0)
-        }
-        TablesCmd::Check { tables } => match Tables::load_dir(&tables) {
-            Ok(t) => {
-                let calls: usize = t.abis.iter().map(|a| a.syscalls.len()).sum();
-                let mut kernels: Vec<&str> = t.abis.iter().map(|a| a.kernel()).collect();
-                kernels.sort_unstable();
-                kernels.dedup();
-                println!("{}: {} ABIs, {} syscalls, kernel {}: ok", tables.display(), t.abis.len(), calls, kernels.join(", "));
-                Ok(0)
-            }
-            Err(e) => {
-                for d in &e.0 {
-                    eprintln!("{d}");
+            let opts = import::ImportOptions { allow_renumber };
+            match import::import_tree(&kernel, &tables, &out, &opts) {
+                Ok(report) => {
+                    print!("{report}");
+                    println!("wrote {} files to {}", report.abis.len(), out.display());
+                    Ok(0)
                 }
-                eprintln!("{}: {} error(s)", tables.display(), e.0.len());
-                Ok(1)
+                Err(e) => {
+                    let mut text = e.to_string();
+                    if text.contains("Linux never renumbers a syscall") {
+                        text.push_str("\nnothing written; to accept a renumbering after checking it, pass --allow-renumber ABI:NAME");
+                    }
+                    Err(text)
+                }
+            }
+        }
+        TablesCmd::Check { tables, policies } => {
+            let policies = if policies.is_empty() { policy_files(&tables.join("policy")) } else { policies };
+            match Policy::check_all(&tables, &policies) {
+                Ok((t, ps)) => {
+                    let calls: usize = t.abis.iter().map(|a| a.syscalls.len()).sum();
+                    let mut kernels: Vec<&str> = t.abis.iter().map(|a| a.kernel()).collect();
+                    kernels.sort_unstable();
+                    kernels.dedup();
+                    let names: Vec<&str> = ps.iter().map(|p| p.name.as_str()).collect();
+                    println!(
+                        "{}: {} ABIs, {} syscalls, kernel {}, {} ({}): ok",
+                        tables.display(),
+                        t.abis.len(),
+                        calls,
+                        kernels.join(", "),
+                        if ps.len() == 1 { "1 policy".to_string() } else { format!("{} policies", ps.len()) },
+                        names.join(", ")
+                    );
+                    Ok(0)
+                }
+                Err(e) => {
+                    for line in e.shown() {
+                        eprintln!("{line}");
+                    }
+                    eprintln!("{}: {} error(s)", tables.display(), e.0.len());
+                    Ok(1)
+                }
+            }
+        }
+        TablesCmd::Diff { old, new, tables, policies } => match diff_main(&old, &new, &tables, policies) {
+            Ok(differs) => Ok(u8::from(differs)),
+            Err(e) => {
+                for line in e.lines() {
+                    eprintln!("rootemu: {line}");
+                }
+                Ok(2)
             }
         },
-        TablesCmd::Diff { old, new, tables, policies } => {
-            let o = side(&old, &tables)?;
-            let n = side(&new, &tables)?;
-            let d = import::diff(&o, &n);
-            print!("{d}");
-            let policies = if policies.is_empty() { policy_files(&tables.join("policy")) } else { policies };
-            for path in policies {
-                let p = Policy::load(&path, &n).map_err(show)?;
-                print!("{}", review(&p, &path, &d));
-            }
-            Ok(0)
-        }
         TablesCmd::Show { inputs } => {
             let f = inputs.build()?;
             print!("{}", matrix::policy_matrix(&f.tables, &f.policy));
@@ -95,18 +125,97 @@ pub(crate) fn main(cmd: TablesCmd) -> Result<u8, String> {
     }
 }
 
-/// The `*.yaml` files of a policy directory, sorted.
-fn policy_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "yaml")).collect())
-        .unwrap_or_default();
-    v.sort();
-    v
+/// `ABI:NAME` of --allow-renumber.
+fn abi_and_name(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((a, n)) if !a.is_empty() && !n.is_empty() => Ok((a.to_string(), n.to_string())),
+        _ => Err(format!("`{s}`: expected ABI:NAME (e.g. s390x:chown, or s390x:*)")),
+    }
 }
 
-/// What a table change means for one policy: names it lists that changed, and new or
-/// changed names that look like one it lists (e.g. a new chown-like call) and need review.
-fn review(p: &Policy, path: &Path, d: &import::TablesDiff) -> String {
+/// A policy to review: where it is shown from and its counterpart on the old side.
+struct Reviewed {
+    label: String,
+    new: (PathBuf, String),
+    old: Option<(PathBuf, String)>,
+}
+
+/// `tables diff`: prints the differences and the policy review; true when anything differs.
+fn diff_main(old: &Path, new: &Path, headers: &Path, policies: Vec<PathBuf>) -> Result<bool, String> {
+    let o = side(old, headers)?;
+    let n = side(new, headers)?;
+    let d = import::diff(&o, &n);
+    print!("{d}");
+    let mut differs = !d.is_empty();
+    for r in reviewed_policies(old, new, headers, policies)? {
+        let p = Policy::parse(&r.new.0, &r.new.1, &n).map_err(show)?;
+        let before = match &r.old {
+            Some((path, text)) => Some(Policy::parse(path, text, &o).map_err(show)?),
+            None => None,
+        };
+        let changes = before.as_ref().map(|b| policy_changes(b, &p)).unwrap_or_default();
+        differs |= !changes.is_empty();
+        print!("{}", review(&p, &r.label, &d, &changes));
+    }
+    Ok(differs)
+}
+
+/// The policies `tables diff` reviews: --policy files, else the new side's
+/// `policy/*.yaml`, else those of --tables, else the bundled root-emulation policy; each
+/// with the old side's file of the same name when the old side is a tables directory.
+fn reviewed_policies(old: &Path, new: &Path, headers: &Path, given: Vec<PathBuf>) -> Result<Vec<Reviewed>, String> {
+    let read = |p: &Path| files::read_yaml(p, "policy").map(|t| (p.to_path_buf(), t)).map_err(|e| e.to_string());
+    let candidates = if !given.is_empty() {
+        given
+    } else if !is_kernel_tree(new) && !policy_files(&new.join("policy")).is_empty() {
+        policy_files(&new.join("policy"))
+    } else {
+        policy_files(&headers.join("policy"))
+    };
+    let mut out = Vec::new();
+    for path in candidates {
+        let counterpart =
+            path.file_name().map(|f| old.join("policy").join(f)).filter(|p| !is_kernel_tree(old) && p.is_file() && *p != path);
+        out.push(Reviewed { label: path.display().to_string(), new: read(&path)?, old: counterpart.as_deref().map(read).transpose()? });
+    }
+    if out.is_empty() {
+        let (_, (path, text)) = crate::inputs::bundled_files();
+        out.push(Reviewed { label: "bundled".into(), new: (path, text.to_string()), old: None });
+    }
+    Ok(out)
+}
+
+/// How a policy changed between the two sides, one line each (empty: the same meaning).
+fn policy_changes(old: &Policy, new: &Policy) -> Vec<String> {
+    let mut out = Vec::new();
+    let (a, b) = (old.names(), new.names());
+    let added: Vec<&str> = b.difference(&a).copied().collect();
+    let removed: Vec<&str> = a.difference(&b).copied().collect();
+    if !added.is_empty() {
+        out.push(format!("names added to the policy: {}", added.join(", ")));
+    }
+    if !removed.is_empty() {
+        out.push(format!("names removed from the policy: {}", removed.join(", ")));
+    }
+    if (old.default, old.unknown_abi) != (new.default, new.unknown_abi) {
+        out.push(format!("default / unknown_abi: {} / {} -> {} / {}", old.default, old.unknown_abi, new.default, new.unknown_abi));
+    }
+    let rules = |p: &Policy| p.rules.iter().map(|r| (r.action, r.syscalls.clone(), r.when_any.clone())).collect::<Vec<_>>();
+    if rules(old) != rules(new) {
+        out.push(format!("rules changed ({} -> {} rules)", old.rules.len(), new.rules.len()));
+    }
+    out
+}
+
+/// The `*.yaml` files of a policy directory, sorted (none when it does not exist).
+fn policy_files(dir: &Path) -> Vec<PathBuf> {
+    files::yaml_files(dir).unwrap_or_default()
+}
+
+/// What a change means for one policy: how the policy itself changed, names it lists
+/// that changed in the tables, and new or changed names that look like one it lists (e.g.
+/// a new chown-like call) and need review.
+fn review(p: &Policy, label: &str, d: &import::TablesDiff, changes: &[String]) -> String {
     let listed = p.names();
     let touched: Vec<&str> = d.names_touched().collect();
     let changed: Vec<&str> = touched.iter().copied().filter(|n| listed.contains(n)).collect();
@@ -117,12 +226,15 @@ fn review(p: &Policy, path: &Path, d: &import::TablesDiff) -> String {
             listed.iter().filter(|l| n.contains(**l) || l.contains(*n)).max_by_key(|l| l.len()).map(|l| format!("{n} (like {l})"))
         })
         .collect();
-    let mut out = format!("policy {} ({}): ", p.name, path.display());
-    if changed.is_empty() && similar.is_empty() {
+    let mut out = format!("policy {} ({label}): ", p.name);
+    if changes.is_empty() && changed.is_empty() && similar.is_empty() {
         out.push_str("not touched\n");
         return out;
     }
     out.push_str("REVIEW\n");
+    for c in changes {
+        out.push_str(&format!("  {c}\n"));
+    }
     if !changed.is_empty() {
         out.push_str(&format!("  listed names that changed: {}\n", changed.join(", ")));
     }
@@ -141,14 +253,16 @@ fn is_kernel_tree(p: &Path) -> bool {
     p.join("Makefile").is_file() && p.join("arch").is_dir()
 }
 
-/// Loads one side of a diff, importing a kernel tree into a temporary directory.
+/// Loads one side of a diff, importing a kernel tree into a temporary directory
+/// (renumberings are accepted there: showing them is what the diff is for).
 fn side(path: &Path, headers: &Path) -> Result<Tables, String> {
     if !is_kernel_tree(path) {
         return Tables::load_dir(path).map_err(show);
     }
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let tmp = std::env::temp_dir().join(format!("rootemu-tables-{}-{nanos}", std::process::id()));
-    let result = import::import_tree(path, headers, &tmp).map_err(show).and_then(|_| Tables::load_dir(&tmp).map_err(show));
+    let opts = import::ImportOptions { allow_renumber: vec![("*".into(), "*".into())] };
+    let result = import::import_tree(path, headers, &tmp, &opts).map_err(show).and_then(|_| Tables::load_dir(&tmp).map_err(show));
     let _ = std::fs::remove_dir_all(&tmp);
     result
 }

@@ -55,6 +55,42 @@ pub(crate) fn expand_per_target(args: &Args) -> TokenStream {
     }}
 }
 
+/// The name of the table a binary of the target being built runs as: one `#[cfg]`'d
+/// constant per ABI with `rust_native` (its target_arch values, `endian`, `elf_class`),
+/// `"unknown"` for a target no table names. Validation keeps the constants exclusive.
+pub(crate) fn running_abi(args: &Args) -> TokenStream {
+    let deps = tracked_files(args);
+    let tables = match rootemu_codegen::Tables::load_dir(&args.tables) {
+        Ok(t) => t,
+        Err(errors) => {
+            let errs = compile_errors(&errors);
+            return quote! {{ #deps #errs "unknown" }};
+        }
+    };
+    let mut preds = Vec::new();
+    let consts: Vec<TokenStream> = tables
+        .abis
+        .iter()
+        .filter(|a| !a.rust_native.is_empty())
+        .map(|a| {
+            let arches = &a.rust_native;
+            let endian = if a.endian == rootemu_codegen::Endian::Big { "big" } else { "little" };
+            let width = a.elf_class.to_string();
+            let pred = quote! { all(any(#(target_arch = #arches),*), target_endian = #endian, target_pointer_width = #width) };
+            preds.push(pred.clone());
+            let name = &a.name;
+            quote! { #[cfg(#pred)] const ABI: &str = #name; }
+        })
+        .collect();
+    quote! {{
+        #deps
+        #(#consts)*
+        #[cfg(not(any(#(#preds),*)))]
+        const ABI: &str = "unknown";
+        ABI
+    }}
+}
+
 /// `include_bytes!` of every input file, so editing one rebuilds the calling crate.
 fn tracked_files(args: &Args) -> TokenStream {
     let files = input_files(args);
