@@ -272,7 +272,7 @@ fn case(id: &str, dir: &Path, env: Option<&RunEnv>) -> Option<Actual> {
         }
         "input-too-large" => {
             let d = inputs(dir, id, none, none);
-            fs::write(d.join("policy.yaml"), format!("{POLICY}{}", "#".repeat((4 << 20) + 1 - POLICY.len()))).unwrap();
+            fs::write(d.join("policy.yaml"), format!("{POLICY}{}", "#".repeat((1 << 20) + 1 - POLICY.len()))).unwrap();
             cli(
                 dir,
                 &["filter", "dump", "--tables", d.join("tables").to_str().unwrap(), "--policy", d.join("policy.yaml").to_str().unwrap()],

@@ -59,12 +59,12 @@ fn make(kind: &str, size: usize, dir: &Path) -> Result<(), String> {
 
 pub(crate) fn run(plan: Plan) -> Result<Section, String> {
     let mut s = Section::new("loader", "5. Loader on hostile inputs");
-    // (input, unit, size n): measured at n, 2n, 4n, 8n. 8 x 32 copies is the 256-file limit.
+    // (input, unit, size n): measured at n, 2n, 4n, 8n. 8 x 16 copies is the 128-file limit.
     let scale = if plan.quick { 4 } else { 1 };
     let kinds: [(&str, &str, usize); 4] = [
         ("duplicate numbers", "entries", 5000 / scale),
         ("nested [", "levels", 12_500),
-        ("copies of one ABI file", "files", 32 / scale),
+        ("copies of one ABI file", "files", 16 / scale),
         ("unknown policy names", "names", 1250 / scale),
     ];
     let root = std::env::temp_dir().join(format!("rootemu-bench-loader-{}", std::process::id()));

@@ -139,19 +139,20 @@ impl fmt::Display for Errors {
 impl std::error::Error for Errors {}
 
 /// The closest candidate to `name` by edit distance, if close enough to suggest. Each
-/// candidate costs at most O(len * limit): far ones are dropped by length first, and the
-/// distance stops as soon as it exceeds the limit.
+/// candidate costs at most O(len * limit) and no allocation: far ones are dropped by
+/// length first, and the distance stops as soon as it exceeds the limit.
 pub(crate) fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (name.len() / 3).max(2);
     let name: Vec<char> = name.chars().take(256).collect();
+    let mut rows = Rows::default();
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
-        let len = c.chars().count();
+        let len = if c.is_ascii() { c.len() } else { c.chars().count() };
         if len.abs_diff(name.len()) > limit {
             continue;
         }
         let bound = best.map_or(limit, |(d, _)| d);
-        if let Some(d) = edit_distance_within(&name, c, bound) {
+        if let Some(d) = rows.distance_within(&name, c, bound) {
             if best.is_none_or(|(bd, bc)| (d, c) < (bd, bc)) {
                 best = Some((d, c));
             }
@@ -160,36 +161,50 @@ pub(crate) fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = 
     best.map(|(_, c)| c)
 }
 
-/// Optimal string alignment distance (insertions, deletions, substitutions and
-/// transpositions of neighbours each cost 1) if it is at most `bound`, else `None`.
-fn edit_distance_within(a: &[char], b: &str, bound: usize) -> Option<usize> {
-    let b: Vec<char> = b.chars().take(a.len() + bound + 1).collect();
-    let (n, m) = (a.len(), b.len());
-    if n.abs_diff(m) > bound {
-        return None;
-    }
-    let mut prev2 = vec![0usize; m + 1];
-    let mut prev: Vec<usize> = (0..=m).collect();
-    let mut cur = vec![0usize; m + 1];
-    for i in 1..=n {
-        cur[0] = i;
-        let mut row_min = cur[0];
-        for j in 1..=m {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(prev2[j - 2] + 1);
-            }
-            cur[j] = v;
-            row_min = row_min.min(v);
-        }
-        if row_min > bound {
+/// The rows of one distance computation, reused from one candidate to the next.
+#[derive(Default)]
+struct Rows {
+    b: Vec<char>,
+    prev2: Vec<usize>,
+    prev: Vec<usize>,
+    cur: Vec<usize>,
+}
+
+impl Rows {
+    /// Optimal string alignment distance (insertions, deletions, substitutions and
+    /// transpositions of neighbours each cost 1) if it is at most `bound`, else `None`.
+    fn distance_within(&mut self, a: &[char], b: &str, bound: usize) -> Option<usize> {
+        self.b.clear();
+        self.b.extend(b.chars().take(a.len() + bound + 1));
+        let (n, m, b) = (a.len(), self.b.len(), &self.b);
+        if n.abs_diff(m) > bound {
             return None;
         }
-        std::mem::swap(&mut prev2, &mut prev);
-        std::mem::swap(&mut prev, &mut cur);
+        for v in [&mut self.prev2, &mut self.prev, &mut self.cur] {
+            v.clear();
+            v.resize(m + 1, 0);
+        }
+        self.prev.iter_mut().enumerate().for_each(|(j, x)| *x = j);
+        for i in 1..=n {
+            self.cur[0] = i;
+            let mut row_min = i;
+            for j in 1..=m {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let mut v = (self.prev[j] + 1).min(self.cur[j - 1] + 1).min(self.prev[j - 1] + cost);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    v = v.min(self.prev2[j - 2] + 1);
+                }
+                self.cur[j] = v;
+                row_min = row_min.min(v);
+            }
+            if row_min > bound {
+                return None;
+            }
+            std::mem::swap(&mut self.prev2, &mut self.prev);
+            std::mem::swap(&mut self.prev, &mut self.cur);
+        }
+        Some(self.prev[m]).filter(|d| *d <= bound)
     }
-    Some(prev[m]).filter(|d| *d <= bound)
 }
 
 #[cfg(test)]

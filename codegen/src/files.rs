@@ -7,13 +7,13 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Largest YAML input (a table or a policy) read; the biggest real table is about 12 KB.
-pub const MAX_YAML_BYTES: u64 = 4 << 20;
+pub const MAX_YAML_BYTES: u64 = 1 << 20;
 
 /// Largest tables directory read: the sum of its `*.yaml` files (the real one is 0.5 MB).
-pub const MAX_TABLES_BYTES: u64 = 16 << 20;
+pub const MAX_TABLES_BYTES: u64 = 4 << 20;
 
 /// Most ABI files in a tables directory (Linux has about 40 ABIs).
-pub const MAX_TABLE_FILES: usize = 256;
+pub const MAX_TABLE_FILES: usize = 128;
 
 /// Reads a regular file of at most `limit` bytes. The error is the reason, without the path.
 pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, String> {

@@ -174,6 +174,30 @@ impl Policy {
     }
 }
 
+/// Finds the lines of words that stand in the text in the order they are looked up: each
+/// from where the previous one stood, and a word seen before after its previous line (a
+/// repeated word on one line stays on it).
+struct Cursor<'a> {
+    lines: &'a Lines,
+    at: Option<usize>,
+    seen: BTreeMap<String, usize>,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(lines: &'a Lines, from: Option<usize>) -> Self {
+        Cursor { lines, at: from, seen: BTreeMap::new() }
+    }
+
+    fn find(&mut self, word: &str) -> Option<usize> {
+        let before = self.seen.get(word).copied();
+        let from = before.map(|l| l + 1).or(self.at)?;
+        let found = self.lines.word_from(from, word).or(before)?;
+        self.at = Some(found);
+        self.seen.insert(word.to_string(), found);
+        Some(found)
+    }
+}
+
 /// Unknown syscall names that get a did-you-mean suggestion; past them a policy is not
 /// one with a few typos, and the rest are reported without one.
 const SUGGESTED: usize = crate::diag::SHOWN_PER_CLASS;
@@ -206,13 +230,10 @@ fn validate(path: &Path, f: PolicyFile, lines: &Lines, known: Option<&BTreeSet<&
         let rule_action = action(&r.action, line, &mut errors);
         // Names stand in the text in the order listed: each is looked up from where the
         // previous one stood, so an error names the offending occurrence, not the first.
-        let mut cursor = line;
+        let mut cursor = Cursor::new(lines, line);
         let mut seen = BTreeSet::new();
         for name in &r.syscalls {
-            let at = cursor.and_then(|l| lines.word_from(l, name)).or(line);
-            if at.is_some() {
-                cursor = at;
-            }
+            let at = cursor.find(name).or(line);
             if !seen.insert(name.as_str()) {
                 errors.push(Diagnostic::at(path, at, format!("syscall `{name}` is listed twice in this rule")));
             } else if let Some(known) = known.filter(|k| !k.contains(name.as_str())) {
@@ -226,7 +247,7 @@ fn validate(path: &Path, f: PolicyFile, lines: &Lines, known: Option<&BTreeSet<&
             }
         }
         let mut when_any = Vec::new();
-        let mut constant_cursor = line;
+        let mut constant_cursor = Cursor::new(lines, line);
         for all in r.when_any {
             let mut conj = Vec::new();
             for a in all {
@@ -237,11 +258,7 @@ fn validate(path: &Path, f: PolicyFile, lines: &Lines, known: Option<&BTreeSet<&
                         if let Some(s) = did_you_mean(&n, f.constants.keys().map(String::as_str)) {
                             m.push_str(&format!(" (did you mean `{s}`?)"));
                         }
-                        let at = constant_cursor.and_then(|l| lines.word_from(l, &n)).or(line);
-                        if at.is_some() {
-                            constant_cursor = at;
-                        }
-                        errors.push(Diagnostic::at(path, at, m));
+                        errors.push(Diagnostic::at(path, constant_cursor.find(&n).or(line), m));
                         None
                     }),
                 };
@@ -349,5 +366,35 @@ rules:
         assert_eq!(err.0.len(), 2, "{err}");
         assert!(err.0[0].to_string().starts_with("p.yaml:2: unknown action `alow`"), "{err}");
         assert!(err.0[1].to_string().starts_with("p.yaml:11: argument index 7 is out of range"), "{err}");
+    }
+
+    /// An error names the occurrence at fault: the second listing of a name, the second
+    /// use of an unknown constant, not the first line the word appears on.
+    #[test]
+    fn errors_point_at_the_offending_occurrence() {
+        let text = "policy: p\ndefault: allow\nunknown_abi: trap\nconstants: {A: 1}\nrules:\n  - action: fake_success\n    syscalls:\n      - chown\n      - setuid\n      - chown\n    when_any:\n      - [{arg: 1, eq: A}]\n      - [{arg: 1, eq: B}]\n      - [{arg: 2, eq: B}]\n";
+        let err = Policy::parse(Path::new("p.yaml"), text, &tables()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "p.yaml:10: syscall `chown` is listed twice in this rule\np.yaml:13: unknown constant `B` in `eq` (did you mean `A`?)\np.yaml:14: unknown constant `B` in `eq` (did you mean `A`?)"
+        );
+    }
+
+    /// Table errors do not hide policy errors (issue 20): both come back together.
+    #[test]
+    fn table_and_policy_errors_come_together() {
+        let dir = std::env::temp_dir().join(format!("rootemu-policy-both-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("policy")).unwrap();
+        let x86 = crate::table::tests::X86_64.replace("setuid: 105", "setuid: 92\n  mknod: 133");
+        std::fs::write(dir.join("x86_64.yaml"), x86).unwrap();
+        let policy = dir.join("policy/p.yaml");
+        std::fs::write(&policy, POLICY.replace("[chown, setuid]", "[chown, setiud]")).unwrap();
+        let err = crate::Filter::build(&crate::Inputs { tables: &dir, policy: &policy, abis: &[] }).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("x86_64.yaml:14: ABI `x86_64`: syscall `setuid` has number 92, already used by `chown`"), "{text}");
+        assert!(text.contains("p.yaml:10: syscall `setiud` exists on no ABI in the tables (did you mean `setuid`?)"), "{text}");
+        let err = Policy::check_all(&dir, &[policy]).unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
