@@ -283,6 +283,41 @@ fn case(id: &str, dir: &Path, env: Option<&RunEnv>) -> Option<Actual> {
         "table-number-out-of-range" => dump(dir, id, ("setgid: 106", "setgid: 4000"), none, &[]),
         "table-audit-arch" => dump(dir, id, ("0xc000003e", "0x4000003e"), none, &[]),
         "table-file-name" => dump(dir, id, ("abi: x86_64", "abi: x86-64"), none, &[]),
+        "yaml-too-deep" => dump(dir, id, ("bits: 64", &format!("bits: {}", "[".repeat(100_000))), none, &[]),
+        "input-special-file" => {
+            let d = inputs(dir, id, none, none);
+            let fifo = d.join("policy.fifo");
+            let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+            // SAFETY: a valid path; mkfifo creates only it.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+            cli(dir, &["filter", "dump", "--tables", d.join("tables").to_str().unwrap(), "--policy", fifo.to_str().unwrap()])
+        }
+        "input-too-large" => {
+            let d = inputs(dir, id, none, none);
+            fs::write(d.join("policy.yaml"), format!("{POLICY}{}", "#".repeat((1 << 20) + 1 - POLICY.len()))).unwrap();
+            cli(
+                dir,
+                &["filter", "dump", "--tables", d.join("tables").to_str().unwrap(), "--policy", d.join("policy.yaml").to_str().unwrap()],
+            )
+        }
+        "table-renumbered" => {
+            let source = "syscalls:\n";
+            let d = inputs(
+                dir,
+                id,
+                (source, "source:\n  kernel: 6.12.117\n  file: arch/x86/entry/syscalls/syscall_64.tbl\n  tags: [common, 64]\nsyscalls:\n"),
+                none,
+            );
+            let linux = d.join("linux");
+            fs::create_dir_all(linux.join("arch/x86/entry/syscalls")).unwrap();
+            fs::write(linux.join("Makefile"), "VERSION = 7\nPATCHLEVEL = 3\nSUBLEVEL = 4\nEXTRAVERSION =\n").unwrap();
+            let tbl = "0\tcommon\tread\tsys_read\n106\tcommon\tsetuid\tsys_setuid\n";
+            fs::write(linux.join("arch/x86/entry/syscalls/syscall_64.tbl"), tbl).unwrap();
+            let t = d.join("tables");
+            let out = cli(dir, &["tables", "import", "--kernel", linux.to_str().unwrap(), "--tables", t.to_str().unwrap()]);
+            // Only the first line is the row's message; the hint follows.
+            Actual { output: out.output.lines().next().unwrap_or_default().to_string(), exit: out.exit }
+        }
         "tables-dir-missing" => {
             let p = dir.join("tables-dir-missing-policy.yaml");
             fs::write(&p, POLICY).unwrap();
@@ -477,12 +512,16 @@ const IDS: &[&str] = &[
     "table-number-out-of-range",
     "table-audit-arch",
     "table-file-name",
+    "yaml-too-deep",
     "tables-dir-missing",
     "policy-unknown-syscall",
     "policy-unknown-action",
     "policy-unknown-constant",
     "policy-argument-index",
     "policy-value-outside-mask",
+    "input-special-file",
+    "input-too-large",
+    "table-renumbered",
     "policy-missing",
     "abi-unknown",
     "policy-too-many-argument-combinations",

@@ -91,7 +91,7 @@ fn program_is_in_its_own_elf_section() {
         records.iter().find(|r| export::raw(&r.program, false) == program_bytes(&FILTER, false)).expect("root_emulation!()'s record");
     assert_eq!(ours.get("policy"), "root-emulation");
     assert_eq!(ours.get("abis"), X86_KERNEL_ABIS.join(","));
-    assert!(ours.get("kernel").starts_with("6."), "{ours:?}");
+    assert!(ours.get("kernel").starts_with("7."), "{ours:?}");
 }
 
 #[test]

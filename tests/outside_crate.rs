@@ -114,7 +114,7 @@ fn a_users_crate_builds_runs_and_rebuilds_when_an_input_changes() {
             }
         }
     }
-    let abis = rootemu_codegen::table::yaml_files(&tables_dir()).unwrap().len();
+    let abis = rootemu_codegen::files::yaml_files(&tables_dir()).unwrap().len();
 
     let out = build_and_run(&dir, &work.join("tables-a"), "build (dependencies included when not cached)");
     assert_eq!(out, format!("root_emulation i386,x32,x86_64\nall {abis}\nmine 6.12.117\n"));

@@ -69,7 +69,7 @@ fn workspace() -> Option<PathBuf> {
 
 fn copy_tables(from: &Path, to: &Path) -> std::io::Result<()> {
     fs::create_dir_all(to.join("policy"))?;
-    let mut files = rootemu_codegen::table::yaml_files(from)?;
+    let mut files = rootemu_codegen::files::yaml_files(from).map_err(|e| std::io::Error::other(e.to_string()))?;
     files.push(from.join("policy/root-emulation.yaml"));
     for p in files {
         let dst = to.join(p.strip_prefix(from).expect("inside"));

@@ -33,6 +33,8 @@ const DIFFERS: u8 = 1;
 const NONE_EMBEDDED: u8 = 2;
 /// Exit status: the binary or the tables cannot be read or decoded.
 const CANNOT_READ: u8 = 3;
+/// Largest binary `inspect` reads (it reads the whole file).
+const MAX_BINARY_BYTES: u64 = 1 << 30;
 
 /// One embedded program checked against the current tables.
 struct Checked {
@@ -85,7 +87,8 @@ pub(crate) fn main(args: InspectArgs) -> Result<u8, String> {
 
 /// Reads the binary, decodes its programs and checks each against the current tables.
 fn find(args: &InspectArgs) -> Result<Found, String> {
-    let bytes = std::fs::read(&args.binary).map_err(|e| format!("cannot read {}: {e}", args.binary.display()))?;
+    let bytes = rootemu_codegen::files::read_regular(&args.binary, MAX_BINARY_BYTES)
+        .map_err(|e| format!("cannot read {}: {e}", args.binary.display()))?;
     let elf = goblin::elf::Elf::parse(&bytes).map_err(|e| format!("{}: not an ELF file: {e}", args.binary.display()))?;
     let (bits, big) = (if elf.is_64 { 64 } else { 32 }, !elf.little_endian);
     let Some(records) = embedded(&elf, &bytes)? else { return Ok(Found { bits, big, filters: None }) };

@@ -7,10 +7,10 @@ use rootemu_codegen::{Errors, Policy, Tables};
 use serde_json::{Value, json};
 use std::path::Path;
 
-/// `tables check`: the counts when the tables load, else every error with its file and line.
-pub(crate) fn check(dir: &Path, result: &Result<Tables, Errors>) -> Value {
+/// `tables check`: the counts and the policies' names when everything loads, else every error with its file and line.
+pub(crate) fn check(dir: &Path, result: &Result<(Tables, Vec<Policy>), Errors>) -> Value {
     match result {
-        Ok(t) => {
+        Ok((t, policies)) => {
             let mut kernels: Vec<&str> = t.abis.iter().map(|a| a.kernel()).collect();
             kernels.sort_unstable();
             kernels.dedup();
@@ -20,6 +20,7 @@ pub(crate) fn check(dir: &Path, result: &Result<Tables, Errors>) -> Value {
                 "abis": t.abis.len(),
                 "syscalls": t.abis.iter().map(|a| a.syscalls.len()).sum::<usize>(),
                 "kernels": kernels,
+                "policies": policies.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
             })
         }
         Err(e) => json!({
@@ -54,8 +55,9 @@ pub(crate) fn diff(d: &TablesDiff, reviews: &[Review]) -> Value {
         .map(|r| {
             json!({
                 "policy": r.policy.name,
-                "file": r.file,
-                "review": !r.changed.is_empty() || !r.similar.is_empty(),
+                "file": r.label,
+                "review": r.needed(),
+                "policy_changes": r.changes,
                 "changed": r.changed,
                 "similar": r.similar.iter().map(|(n, like)| json!({ "name": n, "like": like })).collect::<Vec<_>>(),
             })

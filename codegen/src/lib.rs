@@ -36,6 +36,7 @@ pub mod compile;
 pub mod diag;
 pub mod disasm;
 pub mod export;
+pub mod files;
 pub mod filter;
 pub mod import;
 pub mod layout;

@@ -71,6 +71,42 @@ fn failed(deps: TokenStream, errors: &Errors) -> TokenStream {
     quote! {{ #deps #(::core::compile_error!(#msgs);)* ::rootemu::Filter { policy: "", program: &[], abis: &[] } }}
 }
 
+/// The name of the table a binary of the target being built runs as: one `#[cfg]`'d
+/// constant per ABI with `rust_native` (its target_arch values, `endian`, `elf_class`),
+/// `"unknown"` for a target no table names. Validation keeps the constants exclusive.
+pub(crate) fn running_abi(args: &Args) -> TokenStream {
+    let deps = tracked_inputs(args);
+    let tables = match tables(args) {
+        Ok(t) => t,
+        Err(errors) => {
+            let msgs = errors.0.iter().map(|d| d.to_string());
+            return quote! {{ #deps #(::core::compile_error!(#msgs);)* "unknown" }};
+        }
+    };
+    let mut preds = Vec::new();
+    let consts: Vec<TokenStream> = tables
+        .abis
+        .iter()
+        .filter(|a| !a.rust_native.is_empty())
+        .map(|a| {
+            let arches = &a.rust_native;
+            let endian = if a.endian == rootemu_codegen::Endian::Big { "big" } else { "little" };
+            let width = a.elf_class.to_string();
+            let pred = quote! { all(any(#(target_arch = #arches),*), target_endian = #endian, target_pointer_width = #width) };
+            preds.push(pred.clone());
+            let name = &a.name;
+            quote! { #[cfg(#pred)] const ABI: &str = #name; }
+        })
+        .collect();
+    quote! {{
+        #deps
+        #(#consts)*
+        #[cfg(not(any(#(#preds),*)))]
+        const ABI: &str = "unknown";
+        ABI
+    }}
+}
+
 /// What makes cargo rebuild the calling crate when an input changes: `include_bytes!` of
 /// each file read from a directory of the caller's (the bundled ones are watched by this
 /// crate's build script), and `env!` of each variable a path named, which rustc records
@@ -78,7 +114,7 @@ fn failed(deps: TokenStream, errors: &Errors) -> TokenStream {
 fn tracked_inputs(args: &Args) -> TokenStream {
     let mut files = Vec::new();
     if !args.bundled_tables {
-        files.extend(rootemu_codegen::table::yaml_files(&args.tables).unwrap_or_default());
+        files.extend(rootemu_codegen::files::yaml_files(&args.tables).unwrap_or_default());
     }
     if !args.bundled_policy && args.policy.is_file() {
         files.push(args.policy.clone());
@@ -122,7 +158,7 @@ fn emit(f: &Filter) -> TokenStream {
 
 /// `&[(name, include_str!(path))]` for every table file and the policy.
 pub(crate) fn sources(args: &Args) -> TokenStream {
-    let mut files = rootemu_codegen::table::yaml_files(&args.tables).unwrap_or_default();
+    let mut files = rootemu_codegen::files::yaml_files(&args.tables).unwrap_or_default();
     files.push(args.policy.clone());
     let entries = files.iter().filter_map(|p: &PathBuf| {
         let full = p.to_str()?;

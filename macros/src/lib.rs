@@ -65,6 +65,15 @@ pub fn filter(input: TokenStream) -> TokenStream {
     }
 }
 
+/// The name of the bundled table that a binary built for the current target runs as (the
+/// ABI whose `rust_native`, `endian` and `elf_class` match its `target_arch`,
+/// `target_endian` and `target_pointer_width`), or `"unknown"`: what
+/// `rootemu::install::running_abi()` returns. A `&'static str` constant expression.
+#[proc_macro]
+pub fn running_abi(_input: TokenStream) -> TokenStream {
+    expand::running_abi(&args::Args::bundled()).into()
+}
+
 /// The bundled tables and policy as `&[(file name, text)]`, for tools that rebuild or
 /// inspect the filter at run time (the `rootemu` CLI). Policies are named `policy/<file>`.
 #[proc_macro]
