@@ -11,6 +11,7 @@
 use rootemu_tests::{need, rootemu_bin, workspace};
 use std::collections::BTreeSet;
 use std::fs;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -113,6 +114,19 @@ fn cli(dir: &Path, args: &[&str]) -> Actual {
     let bin = rootemu_bin();
     assert!(bin.exists(), "{} missing: run `cargo build -p rootemu-cli` first (same CARGO_TARGET_DIR)", bin.display());
     actual(&Command::new(bin).args(args).current_dir(dir).stdin(Stdio::null()).output().unwrap(), dir)
+}
+
+/// `rootemu ARGS` in `dir` with standard output on a terminal (a new pseudo-terminal).
+fn on_terminal(dir: &Path, args: &[&str]) -> Actual {
+    let (mut leader, mut follower) = (-1, -1);
+    // SAFETY: openpty writes two new descriptors; no name, settings or size are asked for.
+    let rc = unsafe { libc::openpty(&mut leader, &mut follower, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors are new and owned here.
+    let (leader, follower) = unsafe { (OwnedFd::from_raw_fd(leader), OwnedFd::from_raw_fd(follower)) };
+    let out = Command::new(rootemu_bin()).args(args).current_dir(dir).stdin(Stdio::null()).stdout(follower).output().unwrap();
+    drop(leader);
+    actual(&out, dir)
 }
 
 /// `rootemu filter dump` over the inputs of one case.
@@ -269,6 +283,41 @@ fn case(id: &str, dir: &Path, env: Option<&RunEnv>) -> Option<Actual> {
         "table-number-out-of-range" => dump(dir, id, ("setgid: 106", "setgid: 4000"), none, &[]),
         "table-audit-arch" => dump(dir, id, ("0xc000003e", "0x4000003e"), none, &[]),
         "table-file-name" => dump(dir, id, ("abi: x86_64", "abi: x86-64"), none, &[]),
+        "yaml-too-deep" => dump(dir, id, ("bits: 64", &format!("bits: {}", "[".repeat(100_000))), none, &[]),
+        "input-special-file" => {
+            let d = inputs(dir, id, none, none);
+            let fifo = d.join("policy.fifo");
+            let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+            // SAFETY: a valid path; mkfifo creates only it.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+            cli(dir, &["filter", "dump", "--tables", d.join("tables").to_str().unwrap(), "--policy", fifo.to_str().unwrap()])
+        }
+        "input-too-large" => {
+            let d = inputs(dir, id, none, none);
+            fs::write(d.join("policy.yaml"), format!("{POLICY}{}", "#".repeat((1 << 20) + 1 - POLICY.len()))).unwrap();
+            cli(
+                dir,
+                &["filter", "dump", "--tables", d.join("tables").to_str().unwrap(), "--policy", d.join("policy.yaml").to_str().unwrap()],
+            )
+        }
+        "table-renumbered" => {
+            let source = "syscalls:\n";
+            let d = inputs(
+                dir,
+                id,
+                (source, "source:\n  kernel: 6.12.117\n  file: arch/x86/entry/syscalls/syscall_64.tbl\n  tags: [common, 64]\nsyscalls:\n"),
+                none,
+            );
+            let linux = d.join("linux");
+            fs::create_dir_all(linux.join("arch/x86/entry/syscalls")).unwrap();
+            fs::write(linux.join("Makefile"), "VERSION = 7\nPATCHLEVEL = 3\nSUBLEVEL = 4\nEXTRAVERSION =\n").unwrap();
+            let tbl = "0\tcommon\tread\tsys_read\n106\tcommon\tsetuid\tsys_setuid\n";
+            fs::write(linux.join("arch/x86/entry/syscalls/syscall_64.tbl"), tbl).unwrap();
+            let t = d.join("tables");
+            let out = cli(dir, &["tables", "import", "--kernel", linux.to_str().unwrap(), "--tables", t.to_str().unwrap()]);
+            // Only the first line is the row's message; the hint follows.
+            Actual { output: out.output.lines().next().unwrap_or_default().to_string(), exit: out.exit }
+        }
         "tables-dir-missing" => {
             let p = dir.join("tables-dir-missing-policy.yaml");
             fs::write(&p, POLICY).unwrap();
@@ -298,13 +347,20 @@ fn case(id: &str, dir: &Path, env: Option<&RunEnv>) -> Option<Actual> {
         "macro-unknown-syscall" => ui("unknown_syscall.stderr"),
         "macro-unknown-argument" => ui("unknown_argument.stderr"),
         "cli-usage" => cli(dir, &["filter", "dump", "--frobnicate"]),
-        "cli-sim-syscall" | "cli-sim-argument" => {
+        "cli-run-no-separator" => cli(dir, &["run", "id"]),
+        "cli-sim-abi" | "cli-sim-syscall" | "cli-sim-argument" | "cli-sim-number" => {
             let d = inputs(dir, id, none, none);
             let (t, p) = (d.join("tables"), d.join("policy.yaml"));
-            let mut args = vec!["filter", "sim", "--tables", t.to_str().unwrap(), "--policy", p.to_str().unwrap(), "--as", "x86_64"];
-            args.extend(if id == "cli-sim-syscall" { ["--syscall", "chwon"].as_slice() } else { &["--syscall", "mknod", "--arg", "9=1"] });
+            let mut args = vec!["filter", "sim", "--tables", t.to_str().unwrap(), "--policy", p.to_str().unwrap()];
+            args.extend(match id {
+                "cli-sim-abi" => ["--as", "x86-64", "--syscall", "chown"].as_slice(),
+                "cli-sim-syscall" => &["--as", "x86_64", "--syscall", "chwon"],
+                "cli-sim-argument" => &["--as", "x86_64", "--syscall", "mknod", "--arg", "9=1"],
+                _ => &["--as", "x86_64", "--syscall", "mknod", "--arg", "1=0189"],
+            });
             cli(dir, &args)
         }
+        "export-raw-terminal" => on_terminal(dir, &["filter", "export", "--format", "raw"]),
         "cli-bind" => cli(dir, &["run", "--bind", "/usr", "--", "true"]),
         "cli-write-error" => {
             let full = fs::File::options().write(true).open("/dev/full").unwrap();
@@ -336,6 +392,7 @@ fn case(id: &str, dir: &Path, env: Option<&RunEnv>) -> Option<Actual> {
             fs::write(dir.join("notes.txt"), "not an ELF file\n").unwrap();
             cli(dir, &["inspect", dir.join("notes.txt").to_str().unwrap()])
         }
+        "inspect-unreadable" => cli(dir, &["inspect", dir.join("no-such-binary").to_str().unwrap()]),
         _ if id.starts_with("run-") => {
             let env = env?;
             match id {
@@ -455,12 +512,16 @@ const IDS: &[&str] = &[
     "table-number-out-of-range",
     "table-audit-arch",
     "table-file-name",
+    "yaml-too-deep",
     "tables-dir-missing",
     "policy-unknown-syscall",
     "policy-unknown-action",
     "policy-unknown-constant",
     "policy-argument-index",
     "policy-value-outside-mask",
+    "input-special-file",
+    "input-too-large",
+    "table-renumbered",
     "policy-missing",
     "abi-unknown",
     "policy-too-many-argument-combinations",
@@ -469,13 +530,18 @@ const IDS: &[&str] = &[
     "macro-unknown-syscall",
     "macro-unknown-argument",
     "cli-usage",
+    "cli-run-no-separator",
+    "cli-sim-abi",
     "cli-sim-syscall",
     "cli-sim-argument",
+    "cli-sim-number",
+    "export-raw-terminal",
     "cli-bind",
     "cli-write-error",
     "export-byte-orders",
     "export-rule-order",
     "inspect-not-elf",
+    "inspect-unreadable",
     "run-userns-disabled",
     "run-root-missing",
     "run-root-not-a-directory",
@@ -521,9 +587,10 @@ fn every_documented_error_is_real() {
         // `(none)`: no message from rootemu; a message ending in `...` is a prefix.
         let found = match row.message.as_str() {
             "(none)" => !got.output.contains("rootemu:"),
+            // clap indents its `tip:` lines.
             m => match m.strip_suffix("...") {
-                Some(prefix) => got.output.lines().any(|l| l.starts_with(prefix.trim_end())),
-                None => got.output.lines().any(|l| l == m),
+                Some(prefix) => got.output.lines().any(|l| l.trim_start().starts_with(prefix.trim_end())),
+                None => got.output.lines().any(|l| l.trim_start() == m),
             },
         };
         if !found || got.exit != row.exit {

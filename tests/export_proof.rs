@@ -83,7 +83,7 @@ fn prove_profile(profile: &Value, name: &str) -> Result<Proof, Errors> {
 }
 
 fn summary(what: &str, p: &Proof) -> String {
-    let numbers: usize = p.abis.iter().map(|a| a.numbers).sum();
+    let numbers: u64 = p.abis.iter().map(|a| a.numbers).sum();
     let cases: usize = p.abis.iter().map(|a| a.cases).sum();
     let abis: Vec<&str> = p.abis.iter().map(|a| a.abi.as_str()).collect();
     format!("| {what} | {} ({}) | {numbers} | {cases} | {} | 0 |\n", abis.len(), abis.join(", "), p.unknown_arch_cases)

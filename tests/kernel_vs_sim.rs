@@ -71,8 +71,7 @@ fn kvs_child() {
         return;
     }
     let f = filter();
-    let program: Vec<rootemu::SockFilter> =
-        f.program.iter().map(|i| rootemu::SockFilter { code: i.code, jt: i.jt, jf: i.jf, k: i.k }).collect();
+    let program = rootemu::SockFilter::program(&f.program);
     let path = CString::new(MISSING).unwrap();
     let all: Vec<(u32, [u64; 6])> = ["x86_64", "x32"].iter().flat_map(|a| cases(f.tables.get(a).unwrap())).collect();
     // SAFETY: plain id syscalls; dropping root makes setfs*/set*id results unambiguous.

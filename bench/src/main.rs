@@ -6,6 +6,7 @@
 //! the report gives the minimum and the median. Nothing here asserts on time.
 
 mod buildcost;
+mod loader;
 mod report;
 mod startup;
 mod syscalls;
@@ -20,8 +21,9 @@ use std::path::PathBuf;
 /// Sections: `syscalls` (ns per raw syscall under each filter layout, in forked children),
 /// `workloads` (tar/dpkg-deb of a Debian package as the unprivileged user `rootemu-test`;
 /// needs root), `startup` (`rootemu run -- true` against `unshare -r true`), `build`
-/// (`Filter::build` in process, and cargo builds of a crate using the macro). Downloads go
-/// to `${ROOTEMU_CACHE:-$HOME/.cache/rootemu}/bench`.
+/// (`Filter::build` in process, and cargo builds of a crate using the macro), `loader` (the
+/// table and policy loader on hostile inputs of doubling size). Downloads go to
+/// `${ROOTEMU_CACHE:-$HOME/.cache/rootemu}/bench`.
 #[derive(Parser)]
 #[command(name = "rootemu-bench", version)]
 struct BenchArgs {
@@ -37,9 +39,12 @@ struct BenchArgs {
     /// Write the report as markdown to FILE (it is always printed on stdout).
     #[arg(long, value_name = "FILE")]
     markdown: Option<PathBuf>,
-    /// Skip a section (syscalls, workloads, startup, build); repeatable.
+    /// Skip a section (syscalls, workloads, startup, build, loader); repeatable.
     #[arg(long, value_name = "SECTION")]
     skip: Vec<String>,
+    /// Run only this section (repeatable).
+    #[arg(long, value_name = "SECTION", conflicts_with = "skip")]
+    only: Vec<String>,
     /// In the build section, time `Filter::build` only (no cargo builds of a crate).
     #[arg(long)]
     no_crate_build: bool,
@@ -85,7 +90,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-const SECTIONS: [&str; 4] = ["syscalls", "workloads", "startup", "build"];
+const SECTIONS: [&str; 5] = ["syscalls", "workloads", "startup", "build", "loader"];
 
 /// Runs every section not skipped and writes the report.
 fn run(args: BenchArgs) -> Result<(), String> {
@@ -97,9 +102,9 @@ fn run(args: BenchArgs) -> Result<(), String> {
         return Err(format!("{}: no such file (build it with scripts/build, or pass --rootemu PATH)", bin.display()));
     }
     ROOTEMU.set(bin).expect("set once");
-    for s in &args.skip {
+    for s in args.skip.iter().chain(&args.only) {
         if !SECTIONS.contains(&s.as_str()) {
-            return Err(format!("--skip {s}: unknown section (expected one of {})", SECTIONS.join(", ")));
+            return Err(format!("--skip/--only {s}: unknown section (expected one of {})", SECTIONS.join(", ")));
         }
     }
     let plan =
@@ -108,12 +113,15 @@ fn run(args: BenchArgs) -> Result<(), String> {
     for name in SECTIONS {
         let section = if args.skip.iter().any(|s| s == name) {
             Ok(report::Section::skipped(name, "skipped with --skip"))
+        } else if !args.only.is_empty() && !args.only.iter().any(|s| s == name) {
+            Ok(report::Section::skipped(name, "not chosen with --only"))
         } else {
             eprintln!("rootemu-bench: {name}...");
             match name {
                 "syscalls" => syscalls::run(plan),
                 "workloads" => workloads::run(plan),
                 "startup" => startup::run(plan),
+                "loader" => loader::run(plan),
                 _ => buildcost::run(plan),
             }
         };

@@ -40,10 +40,6 @@ struct Variant {
     proved: bool,
 }
 
-fn to_sock(prog: &[Insn]) -> Vec<SockFilter> {
-    prog.iter().map(|i| SockFilter { code: i.code, jt: i.jt, jf: i.jf, k: i.k }).collect()
-}
-
 fn variants() -> Result<(Vec<Variant>, rootemu_codegen::Tables), String> {
     let f = super::bundled_filter()?;
     let host = install::running_abi();
@@ -187,7 +183,7 @@ pub(crate) fn run(plan: Plan) -> Result<Section, String> {
     let abi = tables.get(host).ok_or_else(|| format!("the bundled tables have no ABI `{host}`"))?.clone();
     let calls = calls();
     let iters = if plan.quick { 50_000 } else { 500_000 };
-    let socks: Vec<Option<Vec<SockFilter>>> = variants.iter().map(|v| v.program.as_deref().map(to_sock)).collect();
+    let socks: Vec<Option<Vec<SockFilter>>> = variants.iter().map(|v| v.program.as_deref().map(SockFilter::program)).collect();
     // ns[variant][call][round], rc[variant][call]
     let mut ns = vec![vec![Vec::new(); calls.len()]; variants.len()];
     let mut rcs = vec![vec![0i64; calls.len()]; variants.len()];

@@ -1,11 +1,13 @@
 //! `rootemu filter ...`: show, simulate, measure and export a filter.
 
 use crate::inputs::FilterInputs;
+use crate::output::{OutputFormat, did_you_mean, parse_number, print_json};
 use clap::{Subcommand, ValueEnum};
 use rootemu_codegen::bpf::Action;
 use rootemu_codegen::export::{AbiChoice, ProfileForm};
 use rootemu_codegen::sim::{self, SeccompData};
 use rootemu_codegen::{Endian, Filter, export};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// `rootemu filter` subcommands.
@@ -26,14 +28,21 @@ pub(crate) enum FilterCmd {
         /// Syscall name (or a raw number).
         #[arg(long)]
         syscall: String,
-        /// Argument value, e.g. `--arg 1=0o20644` (repeatable; others are 0).
+        /// Argument value, e.g. `--arg 1=0o20644` (repeatable; others are 0). VALUE is
+        /// decimal, 0x hex, 0o or C's leading-0 octal (020644), or 0b binary.
         #[arg(long = "arg", value_name = "N=VALUE")]
         args: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
     },
     /// Print program size, per-ABI path lengths and proof counts.
     Stats {
         #[command(flatten)]
         inputs: FilterInputs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
     },
     /// Write the program as raw bytes, a C header or JSON, or the policy as an OCI or Docker
     /// seccomp profile.
@@ -89,12 +98,19 @@ pub(crate) fn main(cmd: FilterCmd) -> Result<u8, String> {
             out!("{}", f.listing());
             Ok(0)
         }
-        FilterCmd::Sim { inputs, as_abi, syscall, args } => sim(&inputs.build()?, &as_abi, &syscall, &args),
-        FilterCmd::Stats { inputs } => {
+        FilterCmd::Sim { inputs, as_abi, syscall, args, format } => sim(&inputs.build()?, &as_abi, &syscall, &args, format),
+        FilterCmd::Stats { inputs, format: OutputFormat::Json } => {
+            print_json(&stats_json(&inputs.build()?));
+            Ok(0)
+        }
+        FilterCmd::Stats { inputs, format: OutputFormat::Text } => {
             out!("{}", stats(&inputs.build()?));
             Ok(0)
         }
         FilterCmd::Export { inputs, format, byte_order, output } => {
+            if matches!(format, Format::Raw) && output.is_none() && std::io::stdout().is_terminal() {
+                return Err("refusing to write the raw (binary) program to a terminal: use -o FILE or a pipe".into());
+            }
             let f = inputs.build()?;
             let bytes = match format {
                 Format::Raw => export::raw(
@@ -132,41 +148,81 @@ fn seccomp_profile(f: &Filter, form: ProfileForm, named: bool) -> Result<Vec<u8>
     Ok(p.json.into_bytes())
 }
 
-fn parse_number(s: &str) -> Option<u64> {
-    let s = s.trim();
-    if let Some(h) = s.strip_prefix("0x") {
-        u64::from_str_radix(h, 16).ok()
-    } else if let Some(o) = s.strip_prefix("0o") {
-        u64::from_str_radix(o, 8).ok()
-    } else {
-        s.parse().ok()
-    }
-}
-
-fn sim(f: &Filter, abi_name: &str, syscall: &str, arg_specs: &[String]) -> Result<u8, String> {
-    let abi = f.tables.get(abi_name).ok_or_else(|| format!("no ABI `{abi_name}` in the filter (it has: {})", names(f)))?;
+fn sim(f: &Filter, abi_name: &str, syscall: &str, arg_specs: &[String], format: OutputFormat) -> Result<u8, String> {
+    let abi = f.tables.get(abi_name).ok_or_else(|| {
+        let abis = || f.tables.abis.iter().map(|a| a.name.as_str());
+        match did_you_mean(abi_name, abis()) {
+            s if s.is_empty() => format!("no ABI `{abi_name}` in the filter (it has: {})", abis().collect::<Vec<_>>().join(", ")),
+            s => format!("no ABI `{abi_name}` in the filter{s}"),
+        }
+    })?;
     let nr = match abi.nr(syscall) {
         Some(nr) => nr,
-        None => parse_number(syscall)
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| format!("ABI `{}` has no syscall `{syscall}`", abi.name))?,
+        None if syscall.starts_with(|c: char| c.is_ascii_digit()) => {
+            let n = parse_number(syscall).map_err(|e| format!("--syscall {e}"))?;
+            u32::try_from(n).map_err(|_| format!("--syscall `{syscall}`: syscall numbers are 32-bit"))?
+        }
+        None => {
+            let s = did_you_mean(syscall, abi.syscalls.keys().map(String::as_str));
+            return Err(format!("ABI `{}` has no syscall `{syscall}`{s}", abi.name));
+        }
     };
     let mut args = [0u64; 6];
     for spec in arg_specs {
         let (i, v) = spec.split_once('=').ok_or_else(|| format!("--arg `{spec}`: expected N=VALUE"))?;
         let i: usize = i.parse().ok().filter(|i| *i < 6).ok_or_else(|| format!("--arg `{spec}`: argument index must be 0..5"))?;
-        args[i] = parse_number(v).ok_or_else(|| format!("--arg `{spec}`: `{v}` is not a number"))?;
+        args[i] = parse_number(v).map_err(|e| format!("--arg `{spec}`: {e}"))?;
     }
     let d = SeccompData { nr, arch: abi.audit_arch, ip: 0, args, big_endian: abi.endian == Endian::Big };
     let out = sim::run(&f.program, &d).map_err(|e| format!("the program fails: {e}"))?;
     let action = Action::from_ret(out.ret).map_or(format!("{:#x}", out.ret), |a| a.to_string());
-    let name = f.tables.lookup(abi.audit_arch, nr).map_or("no syscall", |(_, n)| n);
-    outln!("{} {name} (nr {nr}): {action} after {} instructions", abi.name, out.steps);
+    let name = f.tables.lookup(abi.audit_arch, nr).map(|(_, n)| n);
+    match format {
+        OutputFormat::Text => {
+            outln!("{} {} (nr {nr}): {action} after {} instructions", abi.name, name.unwrap_or("no syscall"), out.steps)
+        }
+        OutputFormat::Json => print_json(&serde_json::json!({
+            "abi": abi.name,
+            "audit_arch": abi.audit_arch,
+            "syscall": name,
+            "nr": nr,
+            "args": args,
+            "action": action,
+            "ret": out.ret,
+            "instructions": out.steps,
+        })),
+    }
     Ok(0)
 }
 
-fn names(f: &Filter) -> String {
-    f.tables.abis.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")
+/// `filter stats` as one JSON object: the program and one entry per ABI.
+fn stats_json(f: &Filter) -> serde_json::Value {
+    let abis: Vec<serde_json::Value> = f
+        .tables
+        .abis
+        .iter()
+        .zip(&f.proof.abis)
+        .map(|(a, p)| {
+            serde_json::json!({
+                "abi": a.name,
+                "audit_arch": a.audit_arch,
+                "syscalls": a.syscalls.len(),
+                "policy_names": f.policy.names().into_iter().filter(|n| a.syscalls.contains_key(*n)).count(),
+                "worst_path": p.worst_path,
+                "mean_path": p.mean_path,
+                "cacheable": p.cacheable,
+                "proved": p.cases,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "instructions": f.program.len(),
+        "kernel_limit": 4096,
+        "policy": f.policy.name,
+        "kernel": f.kernel(),
+        "abis": abis,
+        "unknown_arch_cases": f.proof.unknown_arch_cases,
+    })
 }
 
 fn stats(f: &Filter) -> String {

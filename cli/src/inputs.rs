@@ -2,7 +2,7 @@
 //! tables and root-emulation policy bundled into this binary at build time.
 
 use clap::Args;
-use rootemu_codegen::{Filter, Inputs};
+use rootemu_codegen::{Filter, Inputs, files};
 use std::path::{Path, PathBuf};
 
 /// The bundled `(file name, text)` pairs; the policy is `policy/root-emulation.yaml`.
@@ -15,7 +15,7 @@ pub(crate) struct FilterInputs {
     /// Directory of ABI tables (default: the tables bundled into rootemu).
     #[arg(long, value_name = "DIR")]
     tables: Option<PathBuf>,
-    /// Policy file (default: the bundled root-emulation policy).
+    /// Policy file (default: the bundled root-emulation policy, also with --tables).
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     /// Only these ABIs (repeatable; default: every ABI of the tables).
@@ -30,19 +30,41 @@ impl FilterInputs {
         self
     }
 
+    /// The ABIs chosen with --abi, in the order given.
+    pub(crate) fn abi_order(&self) -> &[String] {
+        &self.abis
+    }
+
     /// Whether ABIs were chosen with --abi.
     pub(crate) fn abis_given(&self) -> bool {
         !self.abis.is_empty()
     }
 
-    /// Builds and proves the filter, or returns every error as text.
+    /// Builds and proves the filter, or returns every error as text. A missing `--tables`
+    /// or `--policy` is the bundled one, whichever the other is.
     pub(crate) fn build(&self) -> Result<Filter, String> {
         let built = match (&self.tables, &self.policy) {
             (None, None) => bundled(&self.abis),
+            (Some(tables), Some(policy)) => Filter::build(&Inputs { tables, policy, abis: &self.abis }),
             (tables, policy) => {
-                let tables = tables.clone().unwrap_or_else(|| PathBuf::from("tables"));
-                let policy = policy.clone().unwrap_or_else(|| tables.join(BUNDLED_POLICY));
-                Filter::build(&Inputs { tables: &tables, policy: &policy, abis: &self.abis })
+                let (bundled_tables, bundled_policy) = bundled_files();
+                let dir_texts = match tables {
+                    Some(dir) => files::yaml_texts(dir).map_err(|e| e.to_string())?,
+                    None => Vec::new(),
+                };
+                let tables: Vec<(&Path, &str)> = match tables {
+                    Some(_) => dir_texts.iter().map(|(p, t)| (p.as_path(), t.as_str())).collect(),
+                    None => bundled_tables.iter().map(|(p, t)| (p.as_path(), *t)).collect(),
+                };
+                let policy_text = match policy {
+                    Some(p) => Some((p.clone(), files::read_yaml(p, "policy").map_err(|e| e.to_string())?)),
+                    None => None,
+                };
+                let policy = match &policy_text {
+                    Some((p, t)) => (p.as_path(), t.as_str()),
+                    None => (bundled_policy.0.as_path(), bundled_policy.1),
+                };
+                Filter::from_texts(&tables, policy, &self.abis)
             }
         };
         built.map_err(|e| e.to_string())

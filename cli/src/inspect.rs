@@ -3,8 +3,10 @@
 //! the current tables.
 
 use crate::inputs::FilterInputs;
+use crate::output::{OutputFormat, print_json};
 use clap::Args;
-use rootemu_codegen::{Insn, disasm, export};
+use rootemu_codegen::disasm;
+use rootemu_codegen::record::{self, Record, SECTION};
 use std::path::PathBuf;
 
 /// Arguments of `rootemu inspect`.
@@ -15,78 +17,166 @@ pub(crate) struct InspectArgs {
     /// Also print the symbolic listing of each program.
     #[arg(long)]
     listing: bool,
+    /// Output format (json: one object with a `status` of match, differs, none or error).
+    #[arg(long, value_enum, default_value_t)]
+    format: OutputFormat,
     /// Tables and policy to check against (default: the bundled ones).
     #[command(flatten)]
     inputs: FilterInputs,
 }
 
-/// Section the macros place each program in, behind a `ROOTEMU\x01` header.
-pub(crate) const SECTION: &str = ".rootemu_filter";
-const MAGIC: &[u8; 8] = b"ROOTEMU\x01";
+/// Exit status: every embedded program matches the current tables.
+const MATCHES: u8 = 0;
+/// Exit status: an embedded program differs from the current tables.
+const DIFFERS: u8 = 1;
+/// Exit status: the binary has no embedded program.
+const NONE_EMBEDDED: u8 = 2;
+/// Exit status: the binary or the tables cannot be read or decoded.
+const CANNOT_READ: u8 = 3;
+/// Largest binary `inspect` reads (it reads the whole file).
+const MAX_BINARY_BYTES: u64 = 1 << 30;
 
-/// One embedded program and its `key=value` metadata.
-pub(crate) struct Record {
-    pub(crate) program: Vec<Insn>,
-    meta: Vec<(String, String)>,
+/// One embedded program checked against the current tables.
+struct Checked {
+    record: Record,
+    abis: Vec<String>,
+    /// The current tables' kernel release and program length.
+    kernel: String,
+    current_len: usize,
+    /// The first instruction that differs, if any.
+    differs_at: Option<usize>,
+    listing: Option<String>,
 }
 
-impl Record {
-    pub(crate) fn get(&self, key: &str) -> &str {
-        self.meta.iter().find(|(k, _)| k == key).map_or("?", |(_, v)| v.as_str())
-    }
+/// What `inspect` found in one binary: ELF facts and the checked programs (`None`: no
+/// section).
+struct Found {
+    bits: u8,
+    big: bool,
+    filters: Option<Vec<Checked>>,
 }
 
 /// Runs `rootemu inspect`: exit 0 when every program matches the tables, 1 when one
-/// differs, 2 when the binary has no embedded program.
+/// differs, 2 when the binary has no embedded program, 3 when the binary or the tables
+/// cannot be read or decoded.
 pub(crate) fn main(args: InspectArgs) -> Result<u8, String> {
-    let bytes = std::fs::read(&args.binary).map_err(|e| format!("cannot read {}: {e}", args.binary.display()))?;
+    let path = args.binary.display().to_string();
+    let found = match find(&args) {
+        Ok(found) => found,
+        Err(e) => {
+            if args.format == OutputFormat::Json {
+                print_json(&serde_json::json!({ "binary": path, "status": "error", "error": e }));
+            }
+            for line in e.lines() {
+                eprintln!("rootemu: {line}");
+            }
+            return Ok(CANNOT_READ);
+        }
+    };
+    let status = match &found.filters {
+        None => NONE_EMBEDDED,
+        Some(f) if f.iter().any(|c| c.differs_at.is_some()) => DIFFERS,
+        Some(_) => MATCHES,
+    };
+    match args.format {
+        OutputFormat::Text => print_text(&path, &found),
+        OutputFormat::Json => print_json(&json(&path, &found, status)),
+    }
+    Ok(status)
+}
+
+/// Reads the binary, decodes its programs and checks each against the current tables.
+fn find(args: &InspectArgs) -> Result<Found, String> {
+    let bytes = rootemu_codegen::files::read_regular(&args.binary, MAX_BINARY_BYTES)
+        .map_err(|e| format!("cannot read {}: {e}", args.binary.display()))?;
     let elf = goblin::elf::Elf::parse(&bytes).map_err(|e| format!("{}: not an ELF file: {e}", args.binary.display()))?;
-    let big = !elf.little_endian;
-    let Some(records) = embedded(&elf, &bytes)? else {
-        outln!("{}: no {SECTION} section: no rootemu filter embedded", args.binary.display());
-        return Ok(2);
+    let (bits, big) = (if elf.is_64 { 64 } else { 32 }, !elf.little_endian);
+    let Some(records) = embedded(&elf, &bytes)? else { return Ok(Found { bits, big, filters: None }) };
+    let mut filters = Vec::new();
+    for record in records {
+        let abis: Vec<String> = record.get("abis").split(',').filter(|s| !s.is_empty()).map(String::from).collect();
+        let current = args.inputs.clone().with_abis(abis.clone()).build()?;
+        let listing = args.listing.then(|| disasm::disassemble(&record.program, &current.tables));
+        let differs_at = match record.program.iter().zip(&current.program).position(|(a, b)| a != b) {
+            None if record.program.len() == current.program.len() => None,
+            at => Some(at.unwrap_or(record.program.len().min(current.program.len()))),
+        };
+        filters.push(Checked {
+            abis,
+            kernel: current.kernel().to_string(),
+            current_len: current.program.len(),
+            differs_at,
+            listing,
+            record,
+        });
+    }
+    Ok(Found { bits, big, filters: Some(filters) })
+}
+
+fn print_text(path: &str, found: &Found) {
+    let Some(filters) = &found.filters else {
+        outln!("{path}: no {SECTION} section: no rootemu filter embedded");
+        return;
     };
     outln!(
-        "{}: {}-bit {}-endian ELF, {} filter(s) in {SECTION}",
-        args.binary.display(),
-        if elf.is_64 { 64 } else { 32 },
-        if big { "big" } else { "little" },
-        records.len()
+        "{path}: {}-bit {}-endian ELF, {} filter(s) in {SECTION}",
+        found.bits,
+        if found.big { "big" } else { "little" },
+        filters.len()
     );
-    let mut mismatch = false;
-    for (i, r) in records.iter().enumerate() {
-        let abis: Vec<String> = r.get("abis").split(',').filter(|s| !s.is_empty()).map(String::from).collect();
+    for (i, c) in filters.iter().enumerate() {
+        let r = &c.record;
         outln!(
             "filter {}: policy {}, tables of Linux {}, {} instructions, {} ABIs: {}",
             i + 1,
             r.get("policy"),
             r.get("kernel"),
             r.program.len(),
-            abis.len(),
-            abis.join(", ")
+            c.abis.len(),
+            c.abis.join(", ")
         );
-        let current = args.inputs.clone().with_abis(abis).build()?;
-        if args.listing {
-            out!("{}", disasm::disassemble(&r.program, &current.tables));
+        if let Some(listing) = &c.listing {
+            out!("{listing}");
         }
-        match r.program.iter().zip(&current.program).position(|(a, b)| a != b) {
-            None if r.program.len() == current.program.len() => {
-                outln!("filter {}: matches the current tables (Linux {}) instruction for instruction", i + 1, current.kernel())
-            }
-            at => {
-                mismatch = true;
-                let at = at.unwrap_or(r.program.len().min(current.program.len()));
-                outln!(
-                    "filter {}: DIFFERS from the current tables (Linux {}) at instruction {at} ({} vs {} instructions)",
-                    i + 1,
-                    current.kernel(),
-                    r.program.len(),
-                    current.program.len()
-                );
-            }
+        match c.differs_at {
+            None => outln!("filter {}: matches the current tables (Linux {}) instruction for instruction", i + 1, c.kernel),
+            Some(at) => outln!(
+                "filter {}: DIFFERS from the current tables (Linux {}) at instruction {at} ({} vs {} instructions)",
+                i + 1,
+                c.kernel,
+                r.program.len(),
+                c.current_len
+            ),
         }
     }
-    Ok(u8::from(mismatch))
+}
+
+fn json(path: &str, found: &Found, status: u8) -> serde_json::Value {
+    let filters: Vec<serde_json::Value> = found
+        .filters
+        .iter()
+        .flatten()
+        .map(|c| {
+            serde_json::json!({
+                "policy": c.record.get("policy"),
+                "kernel": c.record.get("kernel"),
+                "instructions": c.record.program.len(),
+                "abis": c.abis,
+                "matches": c.differs_at.is_none(),
+                "differs_at": c.differs_at,
+                "current_kernel": c.kernel,
+                "current_instructions": c.current_len,
+                "listing": c.listing,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "binary": path,
+        "status": match status { MATCHES => "match", DIFFERS => "differs", _ => "none" },
+        "bits": found.bits,
+        "endian": if found.big { "big" } else { "little" },
+        "filters": filters,
+    })
 }
 
 /// The records of the `.rootemu_filter` section of `elf` (parsed from `bytes`), decoded
@@ -97,41 +187,5 @@ pub(crate) fn embedded(elf: &goblin::elf::Elf, bytes: &[u8]) -> Result<Option<Ve
     };
     let start = usize::try_from(sh.sh_offset).map_err(|_| "section offset out of range".to_string())?;
     let data = usize::try_from(sh.sh_size).ok().and_then(|n| bytes.get(start..start.checked_add(n)?)).ok_or("section outside the file")?;
-    decode(data, !elf.little_endian).map(Some)
-}
-
-/// Splits the section into records: header, instructions, metadata padded to 8 bytes.
-fn decode(section: &[u8], big: bool) -> Result<Vec<Record>, String> {
-    let mut data = section;
-    let word = |b: &[u8]| {
-        let b: [u8; 4] = b.try_into().expect("4 bytes");
-        if big { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
-    };
-    let mut out = Vec::new();
-    while !data.is_empty() {
-        // The linker may align records: skip zero padding between them.
-        if data.len() >= 4 && data[..4] == [0; 4] {
-            data = &data[4..];
-            continue;
-        }
-        if data.len() < 16 || &data[..8] != MAGIC {
-            return Err(format!("{SECTION}: no ROOTEMU header at offset {}", section.len() - data.len()));
-        }
-        let n = word(&data[8..12]) as usize;
-        let meta_len = word(&data[12..16]) as usize;
-        let insns_end = 16 + 8 * n;
-        let end = insns_end + meta_len.next_multiple_of(8);
-        if data.len() < end {
-            return Err(format!("{SECTION}: a record of {n} instructions runs past the section"));
-        }
-        let program = export::from_raw(&data[16..insns_end], big).expect("a multiple of 8 bytes");
-        let meta = String::from_utf8_lossy(&data[insns_end..insns_end + meta_len])
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        out.push(Record { program, meta });
-        data = &data[end..];
-    }
-    Ok(out)
+    record::decode(data, !elf.little_endian).map(Some)
 }

@@ -11,6 +11,7 @@ mod run;
 mod selfcheck;
 mod supervisor;
 mod tables;
+mod tables_json;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -51,8 +52,10 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
             let args: Vec<_> = std::env::args_os().collect();
+            let argv: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+            let e = with_hint(e, &argv);
+            let _ = e.print();
             let code = if e.use_stderr() { run::usage_error_code(&args).unwrap_or(2) } else { 0 };
             return ExitCode::from(code);
         }
@@ -80,4 +83,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `rootemu run id` (a command without `--` before it): clap's error, with the line to type.
+fn with_hint(mut e: clap::Error, argv: &[String]) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg).cloned() else { return e };
+    let run = argv.get(1).is_some_and(|a| a == "run");
+    if !run || e.kind() != ErrorKind::UnknownArgument || argv.iter().any(|a| a == "--") || arg.starts_with('-') {
+        return e;
+    }
+    let rest = &argv[2..];
+    let at = rest.iter().position(|a| *a == arg).unwrap_or(rest.len());
+    let line: Vec<&str> = rest[..at].iter().map(String::as_str).chain(["--"]).chain(rest[at..].iter().map(String::as_str)).collect();
+    let tip = format!("to run a command, put it after `--`: rootemu run {}", line.join(" "));
+    e.insert(ContextKind::Suggested, ContextValue::StyledStrs(vec![tip.into()]));
+    e
 }

@@ -17,7 +17,6 @@
 
 use crate::inspect;
 use clap::Args;
-use rootemu_codegen::table::Convention;
 use rootemu_codegen::{Abi, Action, Endian, Insn, Policy, Tables, sim};
 use std::ffi::CString;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -151,10 +150,10 @@ pub(crate) fn main(args: SelfcheckArgs) -> Result<u8, String> {
     let policy = Policy::parse(&policy_path, policy_text, &tables).map_err(|e| format!("the bundled policy does not load: {e}"))?;
 
     let mut r = Report::default();
-    let program: Vec<Insn> = filter.program.iter().map(|i| Insn::new(i.code, i.jt, i.jf, i.k)).collect();
+    let program: Vec<Insn> = filter.program.iter().map(|&i| i.into()).collect();
     let covered: Vec<&str> = filter.abis.iter().map(|a| a.name).collect();
     let facts = ElfFacts { machine: elf.header.e_machine, is_64: elf.is_64, big: !elf.little_endian, flags: elf.header.e_flags };
-    let abi = match own_abi(&tables, &facts) {
+    let abi = match facts.abi(&tables) {
         Ok(abi) => abi,
         Err(why) => {
             r.check("own_abi", false, || why);
@@ -177,6 +176,9 @@ pub(crate) fn main(args: SelfcheckArgs) -> Result<u8, String> {
         covered.join(",")
     );
     r.check("own_abi", true, String::new);
+    // The same tables, read by the macro from the Rust target (rust_native, endian, elf_class).
+    let running = rootemu::install::running_abi();
+    r.check("running_abi", running == abi.name, || format!("the ELF header says {}, install::running_abi() says {running}", abi.name));
     let info = filter.abis.iter().find(|a| a.name == abi.name);
     let is_covered = r.check("abi_covered", info.is_some_and(|i| i.audit_arch == abi.audit_arch), || match info {
         None => format!("the embedded filter has no branch for {} (it covers {})", abi.name, covered.join(",")),
@@ -237,7 +239,7 @@ pub(crate) fn main(args: SelfcheckArgs) -> Result<u8, String> {
     });
     match inspect::embedded(&elf, &exe) {
         Ok(None) => {
-            r.check("section_found", false, || format!("no {} section in /proc/self/exe", inspect::SECTION));
+            r.check("section_found", false, || format!("no {} section in /proc/self/exe", rootemu_codegen::record::SECTION));
         }
         Err(e) => {
             r.check("section_found", false, || e);
@@ -282,35 +284,11 @@ struct ElfFacts {
     flags: u32,
 }
 
-/// The ELF class of binaries of `abi`: its `bits`, except for the ILP32 ABIs of a 64-bit
-/// kernel ABI: MIPS n32 (a convention of its own) and x32 (the AUDIT_ARCH of another
-/// table, whose numbers it shares at a higher `nr_base`).
-fn elf_bits(abi: &Abi, tables: &Tables) -> u32 {
-    let carved = tables.abis.iter().any(|o| o.name != abi.name && o.audit_arch == abi.audit_arch && o.nr_base < abi.nr_base);
-    if abi.bits == 32 || abi.convention == Convention::Mips64N32 || carved { 32 } else { 64 }
-}
-
-/// The one table whose header facts match the ELF header.
-fn own_abi<'t>(tables: &'t Tables, f: &ElfFacts) -> Result<&'t Abi, String> {
-    // The convention the ELF declares: one of its machine's tables whose e_flags bit it has.
-    let same_machine = || tables.abis.iter().filter(|a| a.elf_machine == u32::from(f.machine));
-    let declared = same_machine().map(|a| a.convention).find(|c| c.elf_flag() & f.flags != 0).unwrap_or_default();
-    let bits = if f.is_64 { 64 } else { 32 };
-    let hits: Vec<&Abi> =
-        same_machine().filter(|a| (a.endian == Endian::Big) == f.big && elf_bits(a, tables) == bits && a.convention == declared).collect();
-    match hits.as_slice() {
-        [one] => Ok(one),
-        [] => Err(format!(
-            "no bundled table matches this ELF (e_machine {}, {bits}-bit, {}-endian, e_flags {:#x})",
-            f.machine,
-            if f.big { "big" } else { "little" },
-            f.flags
-        )),
-        many => Err(format!(
-            "several tables match this ELF (e_machine {}, {bits}-bit): {}",
-            f.machine,
-            many.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")
-        )),
+impl ElfFacts {
+    /// The one table whose ELF facts match (`Tables::abi_of_elf`).
+    fn abi<'t>(&self, tables: &'t Tables) -> Result<&'t Abi, String> {
+        let endian = if self.big { Endian::Big } else { Endian::Little };
+        tables.abi_of_elf(self.machine, if self.is_64 { 64 } else { 32 }, endian, self.flags)
     }
 }
 
@@ -411,7 +389,7 @@ mod tests {
     }
 
     fn abi_of(tables: &Tables, machine: u16, is_64: bool, big: bool, flags: u32) -> Result<String, String> {
-        own_abi(tables, &ElfFacts { machine, is_64, big, flags }).map(|a| a.name.clone())
+        ElfFacts { machine, is_64, big, flags }.abi(tables).map(|a| a.name.clone())
     }
 
     #[test]
@@ -436,7 +414,7 @@ mod tests {
         for (machine, is_64, big, flags, want) in cases {
             assert_eq!(abi_of(&t, machine, is_64, big, flags).as_deref(), Ok(want), "e_machine {machine} 64={is_64} big={big}");
         }
-        assert!(abi_of(&t, 0x1234, true, false, 0).unwrap_err().contains("no bundled table matches"));
+        assert!(abi_of(&t, 0x1234, true, false, 0).unwrap_err().contains("no table matches"));
     }
 
     /// Every bundled table is the one answer for the ELF header its binaries have.
@@ -444,8 +422,40 @@ mod tests {
     fn every_table_is_reachable_from_its_elf_header() {
         let t = bundled_tables();
         for a in &t.abis {
-            let got = abi_of(&t, a.elf_machine as u16, elf_bits(a, &t) == 64, a.endian == Endian::Big, a.convention.elf_flag());
+            let got = abi_of(&t, a.elf_machine as u16, a.elf_class == 64, a.endian == Endian::Big, a.convention.elf_flag());
             assert_eq!(got.as_deref(), Ok(a.name.as_str()));
+        }
+    }
+
+    /// The Rust side (`rust_native`, read by the macro) and the ELF side (`abi_of_elf`)
+    /// name the same table for every target a table runs as, and for this binary.
+    #[test]
+    fn running_abi_and_elf_header_agree() {
+        let t = bundled_tables();
+        for a in t.abis.iter().filter(|a| !a.rust_native.is_empty()) {
+            for arch in &a.rust_native {
+                assert_eq!(t.native_abi(arch, a.endian, a.elf_class).map(|n| n.name.as_str()), Some(a.name.as_str()), "{arch}");
+            }
+            let elf = abi_of(&t, a.elf_machine as u16, a.elf_class == 64, a.endian == Endian::Big, a.convention.elf_flag());
+            assert_eq!(elf.as_deref(), Ok(a.name.as_str()));
+        }
+        let exe = std::fs::read("/proc/self/exe").unwrap();
+        let elf = goblin::elf::Elf::parse(&exe).unwrap();
+        let facts = ElfFacts { machine: elf.header.e_machine, is_64: elf.is_64, big: !elf.little_endian, flags: elf.header.e_flags };
+        assert_eq!(rootemu::install::running_abi(), facts.abi(&t).unwrap().name);
+        // The targets the hand-written list got wrong, now table data.
+        for (arch, endian, width, want) in [
+            ("mips64", Endian::Little, 32, "mips64n32el"),
+            ("mips64", Endian::Big, 32, "mips64n32"),
+            ("mips", Endian::Little, 32, "mipsel"),
+            ("mips64", Endian::Little, 64, "mips64el"),
+            ("csky", Endian::Little, 32, "csky"),
+            ("hexagon", Endian::Little, 32, "hexagon"),
+            ("xtensa", Endian::Little, 32, "xtensa"),
+            ("sparc", Endian::Big, 32, "sparc"),
+            ("x86_64", Endian::Little, 32, "x32"),
+        ] {
+            assert_eq!(t.native_abi(arch, endian, width).map(|a| a.name.as_str()), Some(want), "{arch} {width}");
         }
     }
 }

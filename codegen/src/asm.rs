@@ -64,23 +64,36 @@ impl Asm {
     /// Resolves labels, inserting trampolines where a conditional jump reaches past 255.
     pub(crate) fn assemble(mut self) -> Result<Vec<Insn>, Diagnostic> {
         self.resolve_next();
-        while let Some((at, branch, target)) = self.first_far_jump()? {
-            let tramp = self.trampoline(at, target);
+        let mut pos = self.positions()?;
+        let mut ops = self.items.iter().filter(|i| matches!(i, Item::Op(_))).count();
+        // Scan from (item index, instructions before it); a trampoline only lengthens the
+        // jumps that span it, which lie at most 256 instructions before it.
+        let mut from = (0, 0);
+        while let Some((at, n, branch, target)) = self.first_far_jump(&pos, from)? {
+            let (tramp, added) = self.trampoline(at, n, target, &mut pos);
             if let Item::Op(Op::Jmp { jt, jf, .. }) = &mut self.items[at] {
                 *if branch { jt } else { jf } = Target::To(tramp);
             }
-            if self.ops() > MAX_INSNS {
+            from = (at, n);
+            if added {
+                ops += 1;
+                let (mut i, mut back) = (at, 0);
+                while i > 0 && back < 257 {
+                    i -= 1;
+                    back += usize::from(matches!(self.items[i], Item::Op(_)));
+                }
+                from = (i, n - back);
+            }
+            if ops > MAX_INSNS {
                 break;
             }
         }
-        let n = self.ops();
-        if n > MAX_INSNS {
+        if ops > MAX_INSNS {
             return Err(Diagnostic::bare(format!(
-                "the program has {n} instructions, over the kernel's limit of {MAX_INSNS} (BPF_MAXINSNS): cover fewer ABIs or syscalls"
+                "the program has {ops} instructions, over the kernel's limit of {MAX_INSNS} (BPF_MAXINSNS): cover fewer ABIs or syscalls"
             )));
         }
-        let pos = self.positions()?;
-        let mut out = Vec::with_capacity(n);
+        let mut out = Vec::with_capacity(ops);
         for item in &self.items {
             let Item::Op(o) = *item else { continue };
             let here = out.len();
@@ -100,10 +113,6 @@ impl Asm {
             });
         }
         Ok(out)
-    }
-
-    fn ops(&self) -> usize {
-        self.items.iter().filter(|i| matches!(i, Item::Op(_))).count()
     }
 
     /// Rewrites every `Target::Next` into a label bound right after its jump.
@@ -144,29 +153,29 @@ impl Asm {
         Ok(pos)
     }
 
-    /// The first conditional jump whose offset exceeds 255: (item index, true branch?, target).
-    fn first_far_jump(&self) -> Result<Option<(usize, bool, Label)>, Diagnostic> {
-        let pos = self.positions()?;
-        let mut n = 0;
-        for (i, item) in self.items.iter().enumerate() {
-            let Item::Op(o) = item else { continue };
-            let check = |l: Label| -> Result<bool, Diagnostic> {
-                if pos[l.0] <= n {
-                    return Err(Diagnostic::bare(format!("assembler: backward jump at instruction {n}")));
-                }
-                Ok(pos[l.0] - n - 1 > 255)
-            };
-            match *o {
+    /// The first conditional jump at or after item `from.0` (`from.1` instructions precede
+    /// it) whose offset exceeds 255: (item index, its instruction index, true branch?, target).
+    fn first_far_jump(&self, pos: &[usize], from: (usize, usize)) -> Result<Option<(usize, usize, bool, Label)>, Diagnostic> {
+        let (start, mut n) = from;
+        let far = |l: Label, n: usize| -> Result<bool, Diagnostic> {
+            if pos[l.0] <= n {
+                return Err(Diagnostic::bare(format!("assembler: backward jump at instruction {n}")));
+            }
+            Ok(pos[l.0] - n - 1 > 255)
+        };
+        for i in start..self.items.len() {
+            let Item::Op(o) = self.items[i] else { continue };
+            match o {
                 Op::Jmp { jt: Target::To(t), jf: Target::To(f), .. } => {
-                    if check(t)? {
-                        return Ok(Some((i, true, t)));
+                    if far(t, n)? {
+                        return Ok(Some((i, n, true, t)));
                     }
-                    if check(f)? {
-                        return Ok(Some((i, false, f)));
+                    if far(f, n)? {
+                        return Ok(Some((i, n, false, f)));
                     }
                 }
                 Op::Ja(l) => {
-                    check(l)?;
+                    far(l, n)?;
                 }
                 _ => {}
             }
@@ -175,10 +184,11 @@ impl Asm {
         Ok(None)
     }
 
-    /// A label within reach of the jump at item `at` that leads to `target`: an existing
-    /// `ret` of the same value or `ja target` in range, else a new one right after the jump.
-    fn trampoline(&mut self, at: usize, target: Label) -> Label {
-        let target_op = self.op_at_label(target);
+    /// A label within reach of the jump at item `at` (instruction `n`) that leads to
+    /// `target`: an existing `ret` of the same value or `ja target` in range, else a new
+    /// one right after the jump (then `true`: an instruction was added). Keeps `pos` current.
+    fn trampoline(&mut self, at: usize, n: usize, target: Label, pos: &mut Vec<usize>) -> (Label, bool) {
+        let target_op = self.op_at(at, n, pos[target.0]);
         let mut seen = 0;
         for j in at + 1..self.items.len() {
             let Item::Op(o) = self.items[j] else { continue };
@@ -186,32 +196,43 @@ impl Asm {
                 break;
             }
             let same = match (o, target_op) {
-                (Op::Ret(a), Some(Op::Ret(b))) => a == b,
+                (Op::Ret(a), Op::Ret(b)) => a == b,
                 (Op::Ja(l), _) => l == target,
                 _ => false,
             };
             if same {
                 let l = self.label();
                 self.items.insert(j, Item::Bind(l));
-                return l;
+                pos.push(n + 1 + seen);
+                return (l, false);
             }
             seen += 1;
         }
         let l = self.label();
         let op = match target_op {
-            Some(Op::Ret(k)) => Op::Ret(k),
+            Op::Ret(k) => Op::Ret(k),
             _ => Op::Ja(target),
         };
         self.items.splice(at + 1..at + 1, [Item::Bind(l), Item::Op(op)]);
-        l
+        for p in pos.iter_mut().filter(|p| **p > n) {
+            *p += 1;
+        }
+        pos.push(n + 1);
+        (l, true)
     }
 
-    fn op_at_label(&self, l: Label) -> Option<Op> {
-        let start = self.items.iter().position(|i| matches!(i, Item::Bind(b) if *b == l))?;
-        self.items[start..].iter().find_map(|i| match i {
-            Item::Op(o) => Some(*o),
-            Item::Bind(_) => None,
-        })
+    /// The instruction with index `want`, found from item `at` (instruction `n`) onwards.
+    fn op_at(&self, at: usize, n: usize, want: usize) -> Op {
+        let mut i = n;
+        for item in &self.items[at..] {
+            if let Item::Op(o) = item {
+                if i == want {
+                    return *o;
+                }
+                i += 1;
+            }
+        }
+        unreachable!("labels are bound to instructions")
     }
 }
 

@@ -2,8 +2,11 @@
 
 use std::fmt;
 
-/// One classic BPF instruction (`struct sock_filter`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// One classic BPF instruction (`struct sock_filter`). Its serde form,
+/// `{"code": 32, "jt": 0, "jf": 0, "k": 4}`, is the one of `rootemu::SockFilter`: a program
+/// built here can be stored and installed elsewhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Insn {
     /// Opcode: class | size | mode, or class | op | source.
     pub code: u16,

@@ -32,7 +32,8 @@ pub enum Layout {
 
 /// Compiles with the given layout; the argument blocks and returns are the same.
 pub fn compile_with(tables: &Tables, policy: &Policy, layout: &Layout) -> Result<Vec<Insn>, Errors> {
-    let mut c = Compiler { asm: Asm::default(), rets: BTreeMap::new(), blocks: BTreeMap::new(), policy, linear: false };
+    let names = policy.names().into_iter().collect();
+    let mut c = Compiler { asm: Asm::default(), rets: BTreeMap::new(), blocks: BTreeMap::new(), policy, names, linear: false };
     c.program(tables, layout)?;
     c.asm.assemble().map_err(Errors::from)
 }
@@ -42,6 +43,8 @@ struct Compiler<'a> {
     rets: BTreeMap<Action, Label>,
     blocks: BTreeMap<(bool, &'a str), Label>,
     policy: &'a Policy,
+    /// Every syscall name the policy mentions.
+    names: Vec<&'a str>,
     linear: bool,
 }
 
@@ -115,7 +118,9 @@ impl<'a> Compiler<'a> {
     /// Binary search over the numbers of `abi` that the policy treats unlike the default.
     fn dispatch(&mut self, abi: &'a Abi) {
         let mut cases: Vec<(u32, Label)> = Vec::new();
-        for (name, n) in &abi.syscalls {
+        for i in 0..self.names.len() {
+            let name = self.names[i];
+            let Some(n) = abi.syscalls.get(name) else { continue };
             let rules: Vec<_> = self.policy.rules_for(name).collect();
             if rules.iter().all(|r| r.action == self.policy.default) {
                 continue;
@@ -123,7 +128,7 @@ impl<'a> Compiler<'a> {
             let target = if rules[0].when_any.is_empty() {
                 self.ret(rules[0].action)
             } else {
-                let key = (abi.endian == Endian::Big, name.as_str());
+                let key = (abi.endian == Endian::Big, name);
                 match self.blocks.get(&key) {
                     Some(l) => *l,
                     None => {

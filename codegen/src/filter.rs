@@ -5,7 +5,7 @@ use crate::diag::Errors;
 use crate::notify::{self, Notified};
 use crate::policy::Policy;
 use crate::proof::{self, Proof};
-use crate::table::Tables;
+use crate::table::{Loaded, Tables};
 use crate::{compile, disasm, verifier};
 use std::path::Path;
 
@@ -55,27 +55,50 @@ pub struct Groups {
 }
 
 impl Filter {
-    /// Loads, validates, compiles, verifies and proves; every error found is returned.
+    /// Loads, validates, compiles, verifies and proves; every error found is returned:
+    /// table and policy errors together.
     pub fn build(inputs: &Inputs) -> Result<Filter, Errors> {
-        let tables = Tables::load_dir(inputs.tables)?;
-        // The policy and the ABI selection are checked together, so all errors show at once.
-        let policy = Policy::load(inputs.policy, &tables);
-        let selected = if inputs.abis.is_empty() { Ok(tables) } else { tables.select(inputs.abis) };
-        match (policy, selected) {
-            (Ok(p), Ok(t)) => Filter::from_parts(t, p),
-            (p, t) => Err(Errors(p.err().into_iter().chain(t.err()).flat_map(|e| e.0).collect())),
+        Filter::from_policy_file(Tables::load_dir_lenient(inputs.tables), inputs.policy, inputs.abis)
+    }
+
+    /// Loads the policy file and selects `abis` (all when empty) of tables already loaded,
+    /// then compiles, verifies and proves; every error found is returned.
+    pub fn with_tables(tables: &Tables, policy: &Path, abis: &[String]) -> Result<Filter, Errors> {
+        let loaded = Loaded { tables: tables.clone(), errors: Errors::default(), complete: true };
+        Filter::from_policy_file(loaded, policy, abis)
+    }
+
+    fn from_policy_file(tables: Loaded, policy: &Path, abis: &[String]) -> Result<Filter, Errors> {
+        match crate::files::read_yaml(policy, "policy") {
+            Ok(text) => Filter::from_loaded(tables, Ok((policy, &text)), abis),
+            Err(e) => Filter::from_loaded(tables, Err(e.into()), abis),
         }
     }
 
     /// Builds from file texts already in memory: `(path, text)` of each ABI table and of
     /// the policy (used for the tables bundled into a binary).
     pub fn from_texts(tables: &[(&Path, &str)], policy: (&Path, &str), abis: &[String]) -> Result<Filter, Errors> {
-        let tables = Tables::parse(tables.iter().copied())?;
-        let policy = Policy::parse(policy.0, policy.1, &tables);
-        let selected = if abis.is_empty() { Ok(tables) } else { tables.select(abis) };
-        match (policy, selected) {
-            (Ok(p), Ok(t)) => Filter::from_parts(t, p),
-            (p, t) => Err(Errors(p.err().into_iter().chain(t.err()).flat_map(|e| e.0).collect())),
+        Filter::from_loaded(Tables::parse_lenient(tables.iter().copied()), Ok(policy), abis)
+    }
+
+    /// Checks the policy against the tables even when the tables have errors (its names
+    /// only when every table file parsed), so that all errors show at once.
+    fn from_loaded(tables: Loaded, policy: Result<(&Path, &str), Errors>, abis: &[String]) -> Result<Filter, Errors> {
+        let known = tables.complete.then(|| crate::policy::known_names(&tables.tables));
+        let policy = policy.and_then(|(path, text)| Policy::parse_names(path, text, known.as_ref()));
+        let mut errors = tables.errors;
+        // With tables that did not all load, an --abi name may be missing for that reason alone.
+        let selected = match (abis.is_empty(), tables.complete) {
+            (true, _) => Ok(tables.tables),
+            (false, true) => tables.tables.select(abis),
+            (false, false) => Ok(Tables::default()),
+        };
+        match (errors.is_empty(), policy, selected) {
+            (true, Ok(p), Ok(t)) => Filter::from_parts(t, p),
+            (_, p, t) => {
+                errors.0.extend(p.err().into_iter().chain(t.err()).flat_map(|e| e.0));
+                Err(errors)
+            }
         }
     }
 
@@ -116,10 +139,9 @@ impl Filter {
     /// `Err` only when the inputs do not load; each group (and the all-ABI filter) carries
     /// its own result. For policies some ABIs cannot serve (consistent mode needs struct
     /// layouts), so that a binary fails at run time on those, not at build time on all.
-    pub fn build_groups(inputs: &Inputs) -> Result<Groups, Errors> {
-        let tables = Tables::load_dir(inputs.tables)?;
-        let policy = Policy::load(inputs.policy, &tables);
-        let selected = if inputs.abis.is_empty() { Ok(tables) } else { tables.select(inputs.abis) };
+    pub fn build_groups(tables: &Tables, policy: &Path, abis: &[String]) -> Result<Groups, Errors> {
+        let policy = Policy::load(policy, tables);
+        let selected = if abis.is_empty() { Ok(tables.clone()) } else { tables.select(abis) };
         let (policy, tables) = match (policy, selected) {
             (Ok(p), Ok(t)) => (p, t),
             (p, t) => return Err(Errors(p.err().into_iter().chain(t.err()).flat_map(|e| e.0).collect())),
@@ -144,9 +166,10 @@ impl Filter {
         Ok(Filter { tables, policy, program, proof, notified })
     }
 
-    /// The symbolic listing.
+    /// The symbolic listing, with labels (what `rootemu filter dump` prints and the golden
+    /// file holds).
     pub fn listing(&self) -> String {
-        disasm::disassemble(&self.program, &self.tables)
+        disasm::labelled(&self.program, &self.tables)
     }
 
     /// The kernel release of the tables (all ABIs), e.g. `6.12.117`, or a list when they differ.

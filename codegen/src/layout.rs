@@ -43,9 +43,9 @@ mod tests {
     use crate::sim::{self, SeccompData};
 
     fn inputs() -> (Tables, Policy) {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tables");
-        let tables = Tables::load_dir(&dir).unwrap().select(&["x86_64".into(), "x32".into(), "i386".into()]).unwrap();
-        let policy = Policy::load(&dir.join("policy/root-emulation.yaml"), &tables).unwrap();
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let tables = Tables::load_dir(&fixtures.join("tables")).unwrap().select(&["x86_64".into(), "x32".into(), "i386".into()]).unwrap();
+        let policy = Policy::load(&fixtures.join("root-emulation.yaml"), &tables).unwrap();
         (tables, policy)
     }
 

@@ -120,14 +120,37 @@ pub struct Policy {
 impl Policy {
     /// Loads a policy file and checks it against the tables; all errors at once.
     pub fn load(path: &Path, tables: &Tables) -> Result<Policy, Errors> {
-        let text = std::fs::read_to_string(path).map_err(|e| Diagnostic::at(path, None, format!("cannot read policy: {e}")))?;
+        let text = crate::files::read_yaml(path, "policy")?;
         Policy::parse(path, &text, tables)
     }
 
     /// Parses a policy's text (from `path`) and checks it against the tables.
     pub fn parse(path: &Path, text: &str, tables: &Tables) -> Result<Policy, Errors> {
+        Policy::parse_names(path, text, Some(&known_names(tables)))
+    }
+
+    /// Loads a tables directory and checks every policy against it, reporting the errors
+    /// of both together (a policy's syscall names only when every table file parsed).
+    pub fn check_all(tables: &Path, policies: &[PathBuf]) -> Result<(Tables, Vec<Policy>), Errors> {
+        let loaded = Tables::load_dir_lenient(tables);
+        let known = loaded.complete.then(|| known_names(&loaded.tables));
+        let mut errors = loaded.errors;
+        let mut out = Vec::new();
+        for path in policies {
+            match crate::files::read_yaml(path, "policy").map_err(Errors::from).and_then(|t| Policy::parse_names(path, &t, known.as_ref()))
+            {
+                Ok(p) => out.push(p),
+                Err(e) => errors.0.extend(e.0),
+            }
+        }
+        errors.into_result((loaded.tables, out))
+    }
+
+    /// Parses a policy; its syscall names are checked against `known` unless it is `None`
+    /// (the tables did not load completely: every name would look unknown).
+    pub(crate) fn parse_names(path: &Path, text: &str, known: Option<&BTreeSet<&str>>) -> Result<Policy, Errors> {
         let parsed = yaml::parse::<PolicyFile>(path, text)?;
-        validate(path, parsed.value, &parsed.lines, tables)
+        validate(path, parsed.value, &parsed.lines, known)
     }
 
     /// The rules that name `syscall`, in order.
@@ -151,7 +174,40 @@ impl Policy {
     }
 }
 
-fn validate(path: &Path, f: PolicyFile, lines: &Lines, tables: &Tables) -> Result<Policy, Errors> {
+/// Finds the lines of words that stand in the text in the order they are looked up: each
+/// from where the previous one stood, and a word seen before after its previous line (a
+/// repeated word on one line stays on it).
+struct Cursor<'a> {
+    lines: &'a Lines,
+    at: Option<usize>,
+    seen: BTreeMap<String, usize>,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(lines: &'a Lines, from: Option<usize>) -> Self {
+        Cursor { lines, at: from, seen: BTreeMap::new() }
+    }
+
+    fn find(&mut self, word: &str) -> Option<usize> {
+        let before = self.seen.get(word).copied();
+        let from = before.map(|l| l + 1).or(self.at)?;
+        let found = self.lines.word_from(from, word).or(before)?;
+        self.at = Some(found);
+        self.seen.insert(word.to_string(), found);
+        Some(found)
+    }
+}
+
+/// Unknown syscall names that get a did-you-mean suggestion; past them a policy is not
+/// one with a few typos, and the rest are reported without one.
+const SUGGESTED: usize = crate::diag::SHOWN_PER_CLASS;
+
+/// Every syscall name of any ABI.
+pub(crate) fn known_names(tables: &Tables) -> BTreeSet<&str> {
+    tables.abis.iter().flat_map(|a| a.syscalls.keys().map(String::as_str)).collect()
+}
+
+fn validate(path: &Path, f: PolicyFile, lines: &Lines, known: Option<&BTreeSet<&str>>) -> Result<Policy, Errors> {
     let mut errors = Errors::default();
     let action = |s: &str, line: Option<usize>, errors: &mut Errors| {
         Action::parse(s).unwrap_or_else(|| {
@@ -167,27 +223,33 @@ fn validate(path: &Path, f: PolicyFile, lines: &Lines, tables: &Tables) -> Resul
     };
     let default = action(&f.default, Some(lines.key_line("default")), &mut errors);
     let unknown_abi = action(&f.unknown_abi, Some(lines.key_line("unknown_abi")), &mut errors);
-    let known: BTreeSet<&str> = tables.abis.iter().flat_map(|a| a.syscalls.keys().map(String::as_str)).collect();
     let item_lines = lines.items_of("rules");
+    let mut unknown = 0usize;
     let mut rules = Vec::new();
     for (i, r) in f.rules.into_iter().enumerate() {
         // Flow-style rules have no item lines: fall back to the `rules:` line.
         let line = item_lines.get(i).copied().or(Some(lines.key_line("rules")));
         let rule_action = action(&r.action, line, &mut errors);
+        // Names stand in the text in the order listed: each is looked up from where the
+        // previous one stood, so an error names the offending occurrence, not the first.
+        let mut cursor = Cursor::new(lines, line);
         let mut seen = BTreeSet::new();
         for name in &r.syscalls {
-            let at = line.and_then(|l| lines.word_from(l, name)).or(line);
+            let at = cursor.find(name).or(line);
             if !seen.insert(name.as_str()) {
                 errors.push(Diagnostic::at(path, at, format!("syscall `{name}` is listed twice in this rule")));
-            } else if !known.contains(name.as_str()) {
+            } else if let Some(known) = known.filter(|k| !k.contains(name.as_str())) {
                 let mut m = format!("syscall `{name}` exists on no ABI in the tables");
-                if let Some(s) = did_you_mean(name, known.iter().copied()) {
+                unknown += 1;
+                // Suggestions cost a pass over every known name: only for the first few.
+                if let Some(s) = (unknown <= SUGGESTED).then(|| did_you_mean(name, known.iter().copied())).flatten() {
                     m.push_str(&format!(" (did you mean `{s}`?)"));
                 }
                 errors.push(Diagnostic::at(path, at, m));
             }
         }
         let mut when_any = Vec::new();
+        let mut constant_cursor = Cursor::new(lines, line);
         for all in r.when_any {
             let mut conj = Vec::new();
             for a in all {
@@ -198,7 +260,7 @@ fn validate(path: &Path, f: PolicyFile, lines: &Lines, tables: &Tables) -> Resul
                         if let Some(s) = did_you_mean(&n, f.constants.keys().map(String::as_str)) {
                             m.push_str(&format!(" (did you mean `{s}`?)"));
                         }
-                        errors.push(Diagnostic::at(path, line.and_then(|l| lines.word_from(l, &n)).or(line), m));
+                        errors.push(Diagnostic::at(path, constant_cursor.find(&n).or(line), m));
                         None
                     }),
                 };
@@ -306,5 +368,35 @@ rules:
         assert_eq!(err.0.len(), 2, "{err}");
         assert!(err.0[0].to_string().starts_with("p.yaml:2: unknown action `alow`"), "{err}");
         assert!(err.0[1].to_string().starts_with("p.yaml:11: argument index 7 is out of range"), "{err}");
+    }
+
+    /// An error names the occurrence at fault: the second listing of a name, the second
+    /// use of an unknown constant, not the first line the word appears on.
+    #[test]
+    fn errors_point_at_the_offending_occurrence() {
+        let text = "policy: p\ndefault: allow\nunknown_abi: trap\nconstants: {A: 1}\nrules:\n  - action: fake_success\n    syscalls:\n      - chown\n      - setuid\n      - chown\n    when_any:\n      - [{arg: 1, eq: A}]\n      - [{arg: 1, eq: B}]\n      - [{arg: 2, eq: B}]\n";
+        let err = Policy::parse(Path::new("p.yaml"), text, &tables()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "p.yaml:10: syscall `chown` is listed twice in this rule\np.yaml:13: unknown constant `B` in `eq` (did you mean `A`?)\np.yaml:14: unknown constant `B` in `eq` (did you mean `A`?)"
+        );
+    }
+
+    /// Table errors do not hide policy errors (issue 20): both come back together.
+    #[test]
+    fn table_and_policy_errors_come_together() {
+        let dir = std::env::temp_dir().join(format!("rootemu-policy-both-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("policy")).unwrap();
+        let x86 = crate::table::tests::X86_64.replace("setuid: 105", "setuid: 92\n  mknod: 133");
+        std::fs::write(dir.join("x86_64.yaml"), x86).unwrap();
+        let policy = dir.join("policy/p.yaml");
+        std::fs::write(&policy, POLICY.replace("[chown, setuid]", "[chown, setiud]")).unwrap();
+        let err = crate::Filter::build(&crate::Inputs { tables: &dir, policy: &policy, abis: &[] }).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("x86_64.yaml:14: ABI `x86_64`: syscall `setuid` has number 92, already used by `chown`"), "{text}");
+        assert!(text.contains("p.yaml:10: syscall `setiud` exists on no ABI in the tables (did you mean `setuid`?)"), "{text}");
+        let err = Policy::check_all(&dir, &[policy]).unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::diag::{Diagnostic, Errors, did_you_mean};
 use crate::yaml::{self, Lines};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -14,7 +14,7 @@ pub const SIGNATURES_FILE: &str = "shared/syscall-args.yaml";
 pub const LAYOUTS_FILE: &str = "shared/struct-layouts.yaml";
 
 /// What the supervisor does for a notified syscall.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Op {
     /// Record a new owner (`chown` family).
     Chown,
@@ -72,7 +72,7 @@ impl Op {
 }
 
 /// The role of one syscall argument.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Role {
     /// `const char *` path, relative to `dirfd` or the cwd.
     Path,
@@ -132,7 +132,7 @@ impl Role {
 }
 
 /// One syscall's signature.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signature {
     /// What the supervisor does.
     pub op: Op,
@@ -147,7 +147,7 @@ pub struct Signature {
 }
 
 /// What a struct field holds, and so how the kernel fills it (see the layouts file).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum FieldKind {
     /// `st_dev`.
     Dev,
@@ -224,7 +224,7 @@ impl FieldKind {
 }
 
 /// How a device number is encoded in a field.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Encode {
     /// Not a device number.
     #[default]
@@ -236,7 +236,7 @@ pub enum Encode {
 }
 
 /// One field of a layout.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Field {
     /// What it holds.
     pub kind: FieldKind,
@@ -249,7 +249,7 @@ pub struct Field {
 }
 
 /// The layout of one C struct on one ABI family.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layout {
     /// Its name, e.g. `stat64.i386`.
     pub name: String,
@@ -271,7 +271,7 @@ pub struct Layout {
 }
 
 /// The shared files of a tables directory (both optional: empty when absent).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Shared {
     /// Syscall name -> signature.
     pub signatures: BTreeMap<String, Signature>,

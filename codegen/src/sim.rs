@@ -90,37 +90,19 @@ pub fn run(prog: &[Insn], d: &SeccompData) -> Result<Outcome, SimError> {
                 let slot = mem.get_mut(i.k as usize).ok_or_else(|| err(pc, "scratch slot out of range"))?;
                 *slot = if op::class(i.code) == op::ST { a } else { x };
             }
-            op::ALU => {
-                let s = src(x);
-                a = match i.code & 0xf0 {
-                    op::ADD => a.wrapping_add(s),
-                    op::SUB => a.wrapping_sub(s),
-                    op::MUL => a.wrapping_mul(s),
-                    // The kernel ends the program with 0 (SECCOMP_RET_KILL_THREAD) on a
-                    // division by zero (bpf_convert_filter), it does not go on with A = 0.
-                    op::DIV if s == 0 => return Ok(Outcome { ret: 0, steps }),
-                    op::DIV => a / s,
-                    op::OR => a | s,
-                    op::AND => a & s,
-                    op::XOR => a ^ s,
-                    // A shift by X >= 32 shifts by X mod 32 in the kernel (x86 and arm64
-                    // shift instructions), as checked on this machine by kernel_vs_sim_i386.
-                    op::LSH => a.wrapping_shl(s),
-                    op::RSH => a.wrapping_shr(s),
-                    op::NEG => a.wrapping_neg(),
-                    _ => return Err(err(pc, "ALU operation seccomp does not accept")),
-                };
-            }
+            op::ALU => match alu(i.code, a, src(x)) {
+                Ok(Some(v)) => a = v,
+                // The kernel ends the program with 0 (SECCOMP_RET_KILL_THREAD) on a
+                // division by zero (bpf_convert_filter), it does not go on with A = 0.
+                Ok(None) => return Ok(Outcome { ret: 0, steps }),
+                Err(m) => return Err(err(pc, m)),
+            },
             op::JMP => {
-                let s = src(x);
-                let jump = |taken: bool| pc + 1 + usize::from(if taken { i.jt } else { i.jf });
-                next = match i.code & 0xf0 {
-                    op::JA => pc + 1 + i.k as usize,
-                    op::JEQ => jump(a == s),
-                    op::JGT => jump(a > s),
-                    op::JGE => jump(a >= s),
-                    op::JSET => jump(a & s != 0),
-                    _ => return Err(err(pc, "jump seccomp does not accept")),
+                next = if i.code & 0xf0 == op::JA {
+                    pc + 1 + i.k as usize
+                } else {
+                    let taken = condition(i.code & 0xf0, a, src(x)).ok_or_else(|| err(pc, "jump seccomp does not accept"))?;
+                    pc + 1 + usize::from(if taken { i.jt } else { i.jf })
                 };
             }
             op::RET => {
@@ -146,6 +128,38 @@ pub fn run(prog: &[Insn], d: &SeccompData) -> Result<Outcome, SimError> {
     }
 }
 
+/// `A <op> s` for an ALU instruction: `Ok(None)` on a division by zero (the kernel ends
+/// the program with 0), `Err` for an operation seccomp does not accept.
+pub(crate) fn alu(code: u16, a: u32, s: u32) -> Result<Option<u32>, &'static str> {
+    Ok(Some(match code & 0xf0 {
+        op::ADD => a.wrapping_add(s),
+        op::SUB => a.wrapping_sub(s),
+        op::MUL => a.wrapping_mul(s),
+        op::DIV if s == 0 => return Ok(None),
+        op::DIV => a / s,
+        op::OR => a | s,
+        op::AND => a & s,
+        op::XOR => a ^ s,
+        // A shift by X >= 32 shifts by X mod 32 in the kernel (x86 and arm64 shift
+        // instructions), as checked on this machine by kernel_vs_sim_i386.
+        op::LSH => a.wrapping_shl(s),
+        op::RSH => a.wrapping_shr(s),
+        op::NEG => a.wrapping_neg(),
+        _ => return Err("ALU operation seccomp does not accept"),
+    }))
+}
+
+/// Whether a conditional jump (`op::JEQ`, `op::JGT`, `op::JGE`, `op::JSET`) is taken.
+pub(crate) fn condition(cond: u16, a: u32, s: u32) -> Option<bool> {
+    Some(match cond {
+        op::JEQ => a == s,
+        op::JGT => a > s,
+        op::JGE => a >= s,
+        op::JSET => a & s != 0,
+        _ => return None,
+    })
+}
+
 /// Runs `prog` for `(arch, nr)` the way the kernel decides action-cache eligibility
 /// (`seccomp_is_const_allow` in kernel/seccomp.c): only loads of `nr`/`arch`, JEQ/JGE/JGT/
 /// JSET with constants, `and #k` and JA are followed. `None` when the path uses anything
@@ -166,12 +180,7 @@ pub fn const_path(prog: &[Insn], arch: u32, nr: u32) -> Option<Outcome> {
             c if c == op::RET | op::K => return Some(Outcome { ret: i.k, steps }),
             c if c == op::JMP | op::JA => pc += i.k as usize,
             c if c & 0x0f == op::JMP | op::K && matches!(c & 0xf0, op::JEQ | op::JGE | op::JGT | op::JSET) => {
-                let taken = match c & 0xf0 {
-                    op::JEQ => reg == i.k,
-                    op::JGE => reg >= i.k,
-                    op::JGT => reg > i.k,
-                    _ => reg & i.k != 0,
-                };
+                let taken = condition(c & 0xf0, reg, i.k)?;
                 pc += usize::from(if taken { i.jt } else { i.jf });
             }
             c if c == op::ALU | op::AND | op::K => reg &= i.k,

@@ -50,6 +50,10 @@ pub struct ImportRecipe {
     /// Rows of `table` whose ABI column is one of these are taken.
     #[serde(default, deserialize_with = "scalars", skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// The ABI runs only as the compat ABI of a 64-bit kernel (s390's 31-bit one): its entry
+    /// points are the table's compat column, which says whether a call is implemented.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub compat_entry: bool,
     /// A uapi header whose `__ARM_NR_*` private calls are added.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_header: Option<String>,
@@ -98,6 +102,10 @@ pub struct Source {
     /// The ABI tags applied.
     #[serde(default, deserialize_with = "scalars")]
     pub tags: Vec<String>,
+    /// The newest kernel release imported that no longer has this ABI (e.g. `7.3.4` for
+    /// s390's 31-bit compat ABI): the numbers above were kept from `kernel`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_in: Option<String>,
 }
 
 /// One ABI file exactly as written in YAML.
@@ -115,6 +123,10 @@ pub(crate) struct AbiFile {
     audit_le_bit: bool,
     #[serde(default, deserialize_with = "scalars")]
     rust_arches: Vec<String>,
+    #[serde(default, deserialize_with = "scalars")]
+    rust_native: Vec<String>,
+    #[serde(default)]
+    elf_class: Option<u32>,
     #[serde(default)]
     oci_arch: Option<String>,
     #[serde(default)]
@@ -133,8 +145,9 @@ pub(crate) struct AbiFile {
     id16: Vec<String>,
 }
 
-/// A validated ABI: its AUDIT_ARCH facts and every syscall name -> number.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A validated ABI: its AUDIT_ARCH facts and every syscall name -> number. Its serde form
+/// (JSON of these fields) is how the macros carry validated tables from their build script.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Abi {
     /// The ABI's name (also its file name), e.g. `x86_64`, `x32`, `mips64n32el`.
     pub name: String,
@@ -155,6 +168,13 @@ pub struct Abi {
     /// (an `x86` binary on an x86_64 kernel sees x86_64 and x32 children too); empty when
     /// Rust has no such target. `root_emulation!()` in a binary covers exactly these ABIs.
     pub rust_arches: Vec<String>,
+    /// Rust `target_arch` values of a binary that runs *as* this ABI, given also its byte
+    /// order (`endian`) and pointer width (`elf_class`): what `rootemu::install::running_abi()`
+    /// answers on such a target. Empty when Rust has no such target.
+    pub rust_native: Vec<String>,
+    /// ELF class (and pointer width) of this ABI's binaries: `bits`, except for the ILP32
+    /// ABIs of a 64-bit kernel ABI (x32, mips n32), whose binaries are ELFCLASS32.
+    pub elf_class: u32,
     /// The architecture's name in an OCI runtime spec's `linux.seccomp.architectures`
     /// (libseccomp's, e.g. `SCMP_ARCH_X86_64`); `None` when the spec has none.
     pub oci_arch: Option<String>,
@@ -180,6 +200,7 @@ pub struct Abi {
     pub id16: Vec<String>,
     /// The file this ABI was loaded from.
     pub file: PathBuf,
+    #[serde(skip)]
     pub(crate) lines: Lines,
 }
 
@@ -227,7 +248,7 @@ pub fn derive_audit_arch(elf_machine: u32, bits: u32, endian: Endian, convention
 }
 
 /// All ABIs of a tables directory, sorted by name.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Tables {
     /// The ABIs, sorted by name.
     pub abis: Vec<Abi>,
@@ -239,24 +260,45 @@ impl Tables {
     /// Loads and validates every `*.yaml` file of `dir` (not its subdirectories), and the
     /// shared files `shared/syscall-args.yaml` and `shared/struct-layouts.yaml` if present.
     pub fn load_dir(dir: &Path) -> Result<Tables, Errors> {
-        let mut texts = read_dir_texts(dir)?;
-        for name in [crate::shared::SIGNATURES_FILE, crate::shared::LAYOUTS_FILE] {
-            let p = dir.join(name);
-            match std::fs::read_to_string(&p) {
-                Ok(t) => texts.push((p, t)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Diagnostic::at(&p, None, format!("cannot read: {e}")).into()),
-            }
-        }
-        Tables::parse(texts.iter().map(|(f, t)| (f.as_path(), t.as_str())))
+        Tables::load_dir_lenient(dir).into_result()
     }
 
     /// Parses and validates ABI files given as (path, text), and the shared files among
     /// them (a path whose directory is `shared`); all errors at once.
     pub fn parse<'a>(files: impl IntoIterator<Item = (&'a Path, &'a str)>) -> Result<Tables, Errors> {
+        Tables::parse_lenient(files).into_result()
+    }
+
+    /// Like [`Tables::load_dir`], but keeps what loaded next to the errors.
+    pub(crate) fn load_dir_lenient(dir: &Path) -> Loaded {
+        let mut texts = match crate::files::yaml_texts(dir) {
+            Ok(texts) => texts,
+            Err(errors) => return Loaded { tables: Tables::default(), errors, complete: false },
+        };
+        let mut unread = Errors::default();
+        for name in [crate::shared::SIGNATURES_FILE, crate::shared::LAYOUTS_FILE] {
+            let p = dir.join(name);
+            if p.symlink_metadata().is_ok() {
+                match crate::files::read_yaml(&p, "shared") {
+                    Ok(t) => texts.push((p, t)),
+                    Err(e) => unread.push(e),
+                }
+            }
+        }
+        let mut loaded = Tables::parse_lenient(texts.iter().map(|(f, t)| (f.as_path(), t.as_str())));
+        if !unread.is_empty() {
+            loaded.complete = false;
+            loaded.errors.0.extend(unread.0);
+        }
+        loaded
+    }
+
+    /// Like [`Tables::parse`], but keeps what loaded next to the errors.
+    pub(crate) fn parse_lenient<'a>(files: impl IntoIterator<Item = (&'a Path, &'a str)>) -> Loaded {
         let mut errors = Errors::default();
         let mut abis = Vec::new();
         let mut shared = Shared::default();
+        let mut complete = true;
         for (path, text) in files {
             if Shared::is_shared_file(path) {
                 shared.add(path, text, &mut errors);
@@ -264,13 +306,16 @@ impl Tables {
             }
             match yaml::parse::<AbiFile>(path, text) {
                 Ok(p) => abis.push(validate_abi(path, p.value, p.lines, &mut errors)),
-                Err(e) => errors.0.extend(e.0),
+                Err(e) => {
+                    complete = false;
+                    errors.0.extend(e.0);
+                }
             }
         }
         abis.sort_by(|a, b| a.name.cmp(&b.name));
         check_across(&abis, &mut errors);
         check_structs(&abis, &shared, &mut errors);
-        errors.into_result(Tables { abis, shared })
+        Loaded { tables: Tables { abis, shared }, errors, complete }
     }
 
     /// The ABI called `name`.
@@ -318,6 +363,32 @@ impl Tables {
         groups
     }
 
+    /// The ABI a binary of Rust `target_arch` `arch` runs as, given its byte order and
+    /// pointer width: the one whose `rust_native`, `endian` and `elf_class` match (unique,
+    /// as validation checks). What `rootemu::install::running_abi()` answers per target.
+    pub fn native_abi(&self, arch: &str, endian: Endian, pointer_width: u32) -> Option<&Abi> {
+        self.abis.iter().find(|a| a.endian == endian && a.elf_class == pointer_width && a.rust_native.iter().any(|r| r == arch))
+    }
+
+    /// The one ABI whose ELF facts match an ELF header: `e_machine`, class (32 or 64),
+    /// byte order, and the calling-convention flag of `e_flags` (MIPS n32). The error
+    /// says why none or several match.
+    pub fn abi_of_elf(&self, machine: u16, class: u32, endian: Endian, flags: u32) -> Result<&Abi, String> {
+        let same_machine = || self.abis.iter().filter(|a| a.elf_machine == u32::from(machine));
+        // The convention the ELF declares: one of its machine's tables whose e_flags bit it has.
+        let declared = same_machine().map(|a| a.convention).find(|c| c.elf_flag() & flags != 0).unwrap_or_default();
+        let hits: Vec<&Abi> = same_machine().filter(|a| a.endian == endian && a.elf_class == class && a.convention == declared).collect();
+        let order = if endian == Endian::Big { "big" } else { "little" };
+        match hits.as_slice() {
+            [one] => Ok(one),
+            [] => Err(format!("no table matches this ELF (e_machine {machine}, {class}-bit, {order}-endian, e_flags {flags:#x})")),
+            many => Err(format!(
+                "several tables match this ELF (e_machine {machine}, {class}-bit, {order}-endian): {}",
+                many.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
+
     /// The distinct AUDIT_ARCH values, in ABI-name order of first appearance.
     pub fn audit_arches(&self) -> Vec<u32> {
         let mut out: Vec<u32> = Vec::new();
@@ -330,29 +401,23 @@ impl Tables {
     }
 }
 
-fn yes() -> bool {
-    true
+/// Tables as far as they loaded: the ABI files that parsed (valid or not) and every error.
+pub(crate) struct Loaded {
+    pub tables: Tables,
+    pub errors: Errors,
+    /// Every file was read and parsed: the tables hold every syscall name the files name,
+    /// so a policy's names can be checked against them even when validation failed.
+    pub complete: bool,
 }
 
-/// `(path, text)` of every `*.yaml` file of a tables directory, sorted by path; an empty
-/// directory or an unreadable file is an error (all of them reported).
-pub(crate) fn read_dir_texts(dir: &Path) -> Result<Vec<(PathBuf, String)>, Errors> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Diagnostic::at(dir, None, format!("cannot read tables directory: {e}")))?;
-    let mut files: Vec<PathBuf> =
-        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "yaml") && p.is_file()).collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(Diagnostic::at(dir, None, "no ABI tables (*.yaml) in this directory").into());
+impl Loaded {
+    pub(crate) fn into_result(self) -> Result<Tables, Errors> {
+        self.errors.into_result(self.tables)
     }
-    let mut errors = Errors::default();
-    let mut out = Vec::new();
-    for f in files {
-        match std::fs::read_to_string(&f) {
-            Ok(t) => out.push((f, t)),
-            Err(e) => errors.push(Diagnostic::at(&f, None, format!("cannot read: {e}"))),
-        }
-    }
-    errors.into_result(out)
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `unknown ABI "x"`, with the closest name.
@@ -402,6 +467,21 @@ fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> A
             errors.push(Diagnostic::at(path, at("rust_arches"), format!("ABI `{}`: rust_arches lists `{arch}` twice", f.abi)));
         }
     }
+    for (i, arch) in f.rust_native.iter().enumerate() {
+        let at_native = Some(lines.key_line("rust_native"));
+        if !f.rust_arches.contains(arch) {
+            errors.push(Diagnostic::at(
+                path,
+                at_native,
+                format!("ABI `{}`: rust_native `{arch}` is not in rust_arches (a binary of this ABI runs on its kernel)", f.abi),
+            ));
+        } else if f.rust_native[..i].contains(arch) {
+            errors.push(Diagnostic::at(path, at_native, format!("ABI `{}`: rust_native lists `{arch}` twice", f.abi)));
+        }
+    }
+    if let Some(c) = f.elf_class.filter(|c| *c != 32 && *c != 64) {
+        errors.push(Diagnostic::at(path, at("elf_class"), format!("ABI `{}`: elf_class must be 32 or 64, not {c}", f.abi)));
+    }
     if let Some(oci) = &f.oci_arch {
         let ok = oci
             .strip_prefix("SCMP_ARCH_")
@@ -427,14 +507,17 @@ fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> A
     }
     let recipe_ok = match (&f.import.table, &f.import.generic) {
         (Some(_), None) => !f.import.tags.is_empty(),
-        (None, Some(_)) => f.import.tags.is_empty() && f.import.private_header.is_none(),
+        (None, Some(_)) => f.import.tags.is_empty() && f.import.private_header.is_none() && !f.import.compat_entry,
         _ => false,
     };
     if !recipe_ok {
         errors.push(Diagnostic::at(
             path,
             at("import"),
-            format!("ABI `{}`: import needs either `table` with `tags` (and optionally `private_header`), or `generic`", f.abi),
+            format!(
+                "ABI `{}`: import needs either `table` with `tags` (and optionally `private_header`, `compat_entry`), or `generic`",
+                f.abi
+            ),
         ));
     }
     let mut by_nr: BTreeMap<u32, &str> = BTreeMap::new();
@@ -484,6 +567,8 @@ fn validate_abi(path: &Path, f: AbiFile, lines: Lines, errors: &mut Errors) -> A
         convention: f.convention,
         audit_le_bit: f.audit_le_bit,
         rust_arches: f.rust_arches,
+        rust_native: f.rust_native,
+        elf_class: f.elf_class.unwrap_or(f.bits),
         oci_arch: f.oci_arch,
         structs: f.structs,
         oci_arch_portable: f.oci_arch_portable,
@@ -521,35 +606,77 @@ fn check_structs(abis: &[Abi], shared: &Shared, errors: &mut Errors) {
     }
 }
 
-/// Checks between ABIs: unique names, and disjoint number ranges under one AUDIT_ARCH.
+/// Checks between ABIs: unique names, OCI names and native Rust targets, and disjoint
+/// number ranges under one AUDIT_ARCH. Each ABI is compared with the first holder of a
+/// name (or its neighbour in number order), so the check is O(n log n) in the ABIs and
+/// reports each offending file once.
 fn check_across(abis: &[Abi], errors: &mut Errors) {
-    for (i, a) in abis.iter().enumerate() {
-        for b in &abis[i + 1..] {
-            if a.oci_arch.is_some() && a.oci_arch == b.oci_arch {
-                errors.push(Diagnostic::at(
+    use std::collections::HashMap;
+    let mut names: HashMap<&str, &Abi> = HashMap::new();
+    let mut oci: HashMap<&str, &Abi> = HashMap::new();
+    let mut native: HashMap<(&str, Endian, u32), &Abi> = HashMap::new();
+    let mut by_arch: BTreeMap<u32, Vec<&Abi>> = BTreeMap::new();
+    for b in abis {
+        if let Some(a) = names.get(b.name.as_str()) {
+            errors.push(Diagnostic::at(
+                &b.file,
+                Some(b.lines.key_line("abi")),
+                format!("ABI `{}` is also defined in {}", b.name, a.file.display()),
+            ));
+            continue;
+        }
+        names.insert(&b.name, b);
+        if let Some(o) = b.oci_arch.as_deref() {
+            match oci.get(o) {
+                Some(a) => errors.push(Diagnostic::at(
                     &b.file,
                     Some(b.lines.key_line("oci_arch")),
-                    format!("ABI `{}`: oci_arch {} is also the one of `{}`", b.name, b.oci_arch.as_deref().unwrap_or_default(), a.name),
-                ));
+                    format!("ABI `{}`: oci_arch {o} is also the one of `{}`", b.name, a.name),
+                )),
+                None => {
+                    oci.insert(o, b);
+                }
             }
-            if a.name == b.name {
+        }
+        for arch in &b.rust_native {
+            match native.get(&(arch.as_str(), b.endian, b.elf_class)) {
+                Some(a) => errors.push(Diagnostic::at(
+                    &b.file,
+                    Some(b.lines.key_line("rust_native")),
+                    format!(
+                        "ABI `{}`: a {}-bit {}-endian `{arch}` binary is already the native one of `{}` (rust_native, endian, elf_class)",
+                        b.name,
+                        b.elf_class,
+                        if b.endian == Endian::Big { "big" } else { "little" },
+                        a.name
+                    ),
+                )),
+                None => {
+                    native.insert((arch, b.endian, b.elf_class), b);
+                }
+            }
+        }
+        by_arch.entry(b.audit_arch).or_default().push(b);
+    }
+    for group in by_arch.values_mut() {
+        group.sort_by_key(|a| (a.nr_range().start, a.name.as_str()));
+        // The ABI reaching furthest so far: any later one starting below its end overlaps it.
+        let mut reach: Option<&Abi> = None;
+        // An empty range (nr_limit 0, an error of its own) overlaps nothing.
+        for &b in group.iter().filter(|b| !b.nr_range().is_empty()) {
+            if let Some(a) = reach.filter(|a| b.nr_range().start < a.nr_range().end) {
+                let (ra, rb) = (a.nr_range(), b.nr_range());
                 errors.push(Diagnostic::at(
                     &b.file,
-                    Some(b.lines.key_line("abi")),
-                    format!("ABI `{}` is also defined in {}", b.name, a.file.display()),
+                    Some(b.lines.key_line("nr_base")),
+                    format!(
+                        "ABI `{}` shares AUDIT_ARCH {:#x} with `{}` and their number ranges overlap ({:#x}..{:#x} and {:#x}..{:#x})",
+                        b.name, b.audit_arch, a.name, rb.start, rb.end, ra.start, ra.end
+                    ),
                 ));
-            } else if a.audit_arch == b.audit_arch {
-                let (ra, rb) = (a.nr_range(), b.nr_range());
-                if ra.start < rb.end && rb.start < ra.end {
-                    errors.push(Diagnostic::at(
-                        &b.file,
-                        Some(b.lines.key_line("nr_base")),
-                        format!(
-                            "ABI `{}` shares AUDIT_ARCH {:#x} with `{}` and their number ranges overlap ({:#x}..{:#x} and {:#x}..{:#x})",
-                            b.name, b.audit_arch, a.name, rb.start, rb.end, ra.start, ra.end
-                        ),
-                    ));
-                }
+            }
+            if reach.is_none_or(|a| b.nr_range().end > a.nr_range().end) {
+                reach = Some(b);
             }
         }
     }
@@ -620,7 +747,10 @@ pub(crate) mod tests {
     fn overlapping_ranges_under_one_audit_arch() {
         let x32 = X86_64.replace("abi: x86_64", "abi: x32").replace("nr_base: 0", "nr_base: 512");
         let err = Tables::parse([(Path::new("x86_64.yaml"), X86_64), (Path::new("x32.yaml"), x32.as_str())]).unwrap_err();
-        assert!(err.to_string().contains("shares AUDIT_ARCH 0xc000003e with `x32` and their number ranges overlap"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "x32.yaml:6: ABI `x32` shares AUDIT_ARCH 0xc000003e with `x86_64` and their number ranges overlap (0x200..0x600 and 0x0..0x400)"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The compiler, verifier, simulator and proof on small fixture tables with the shipped policy.
 
-use rootemu_codegen::bpf::{Action, op};
+use rootemu_codegen::Insn;
+use rootemu_codegen::bpf::{Action, data, op};
 use rootemu_codegen::sim::{self, SeccompData};
 use rootemu_codegen::{Filter, Inputs, Policy, Tables, proof};
 use std::path::{Path, PathBuf};
@@ -9,8 +10,9 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tables")
 }
 
+/// The shipped policy (a link to `tables/policy/`, copied into the packaged crate).
 fn policy_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tables/policy/root-emulation.yaml")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/root-emulation.yaml")
 }
 
 fn build(abis: &[String]) -> Filter {
@@ -70,12 +72,54 @@ fn proof_covers_every_abi_and_the_cache() {
     let f = build(&[]);
     let names: Vec<&str> = f.proof.abis.iter().map(|a| a.abi.as_str()).collect();
     assert_eq!(names, ["i386", "s390x", "x32", "x86_64"]);
+    // Every 32-bit number of each AUDIT_ARCH is proved, under exactly one ABI (x32 and
+    // x86_64 share theirs).
+    let numbers = |abi: &str| f.proof.abis.iter().find(|a| a.abi == abi).unwrap().numbers;
+    assert_eq!(numbers("i386"), 1 << 32);
+    assert_eq!(numbers("s390x"), 1 << 32);
+    assert_eq!(numbers("x32") + numbers("x86_64"), 1 << 32);
     for a in &f.proof.abis {
-        assert!(a.numbers >= proof::SWEEP as usize, "{a:?}");
-        // Everything but the faked and argument-dependent numbers is cacheable.
-        assert!(a.cacheable + 40 >= a.numbers, "{a:?}");
+        // Everything of the table range but the faked and argument-dependent numbers is cacheable.
+        let limit = f.tables.get(&a.abi).unwrap().nr_limit as usize;
+        assert!(a.cacheable + 40 >= limit && a.cacheable < limit, "{a:?}");
+        assert!(a.intervals < 200, "a few intervals per compare, not one per number: {a:?}");
     }
     assert!(f.proof.unknown_arch_cases > 0);
+}
+
+/// The proof covers every number, not only those near a table: a program that differs
+/// from the policy at one number no table names, or for one AUDIT_ARCH far from every
+/// known one, is caught wherever that number or AUDIT_ARCH lies.
+#[test]
+fn proof_catches_a_wrong_verdict_at_one_number_no_table_names() {
+    let f = build(&[]);
+    let x86_64 = f.tables.get("x86_64").unwrap().audit_arch;
+    // `if arch == A && nr == N { ret ERRNO(0) }` in front of the real program.
+    let patched = |arch: u32, nr: u32| {
+        let mut p = vec![
+            Insn::new(op::LD | op::W | op::ABS, 0, 0, data::ARCH),
+            Insn::new(op::JMP | op::JEQ | op::K, 0, 3, arch),
+            Insn::new(op::LD | op::W | op::ABS, 0, 0, data::NR),
+            Insn::new(op::JMP | op::JEQ | op::K, 0, 1, nr),
+            Insn::new(op::RET | op::K, 0, 0, Action::Errno(0).to_ret()),
+        ];
+        p.extend(&f.program);
+        p
+    };
+    for nr in [600u32, 0x0012_3456, 0x3fff_ffff] {
+        let err = proof::prove(&patched(x86_64, nr), &f.tables, &f.policy).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("proof: ABI `x86_64`, no syscall (nr {nr:#x}), any args: the program returns ERRNO(0), the policy says ALLOW")
+        );
+    }
+    let err = proof::prove(&patched(0x0000_1234, 7), &f.tables, &f.policy).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "proof: unknown AUDIT_ARCH 0x1234 (and any up to 0x1234 no table has), nr 0x7..=0x7: the program returns ERRNO(0), the policy says KILL_PROCESS"
+    );
+    // Unchanged, the program proves.
+    proof::prove(&f.program, &f.tables, &f.policy).unwrap();
 }
 
 #[test]
@@ -144,4 +188,52 @@ fn over_4096_instructions_fails_with_a_clear_error() {
     let (tables, policy) = synthetic(2200, 4);
     let err = Filter::from_parts(tables, policy).unwrap_err().to_string();
     assert!(err.contains("over the kernel's limit of 4096"), "{err}");
+}
+
+/// The reviewed listing names jump targets, so a change to one ABI's table changes only
+/// that ABI's lines: no later line moves (the numbered listing shifts every later target).
+#[test]
+fn a_table_change_changes_only_its_own_lines_of_the_listing() {
+    let edited = |from: &str, to: &str| {
+        let dir = std::env::temp_dir().join(format!("rootemu-codegen-listing-{}-{}", std::process::id(), to.len()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for e in std::fs::read_dir(fixtures()).unwrap() {
+            let p = e.unwrap().path();
+            let mut text = std::fs::read_to_string(&p).unwrap();
+            if p.ends_with("x86_64.yaml") {
+                assert!(text.contains(from));
+                text = text.replace(from, to);
+            }
+            std::fs::write(dir.join(p.file_name().unwrap()), text).unwrap();
+        }
+        let p = policy_path();
+        let f = Filter::build(&Inputs { tables: &dir, policy: &p, abis: &[] }).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        f
+    };
+    // Lines of `b` that `a` lacks (as a multiset).
+    let new_lines = |a: &str, b: &str| {
+        let mut pool: Vec<&str> = a.lines().collect();
+        b.lines()
+            .filter(|l| match pool.iter().position(|x| x == l) {
+                Some(i) => {
+                    pool.swap_remove(i);
+                    false
+                }
+                None => true,
+            })
+            .count()
+    };
+    let numbered = |f: &Filter| rootemu_codegen::disasm::disassemble(&f.program, &f.tables);
+    let f = build(&[]);
+    // chown renumbered: its compare, nothing else.
+    let moved = edited("  chown: 92\n", "  chown: 90\n");
+    assert_eq!(new_lines(&f.listing(), &moved.listing()), 1, "{}", moved.listing());
+    assert!(moved.listing().contains("    jeq #90, ret_errno_0, next               ; x86_64 chown\n"), "{}", moved.listing());
+    // A name the policy lists added to x86_64: a few lines of x86_64's search, where the
+    // numbered listing renumbers every target after it.
+    let added = edited("  chown: 92\n", "  chown: 92\n  chown32: 500\n");
+    let labelled = new_lines(&f.listing(), &added.listing());
+    assert!((1..=6).contains(&labelled), "{labelled} new lines:\n{}", added.listing());
+    assert!(new_lines(&numbered(&f), &numbered(&added)) > 3 * labelled, "the numbered listing shifts");
 }

@@ -9,6 +9,12 @@ pub(crate) struct Args {
     pub(crate) tables: PathBuf,
     pub(crate) policy: PathBuf,
     pub(crate) abis: Vec<String>,
+    /// Whether `tables` is the bundled directory (its build script watches it).
+    pub(crate) bundled_tables: bool,
+    /// Whether `policy` is the bundled policy (watched with the tables).
+    pub(crate) bundled_policy: bool,
+    /// Environment variables the paths used: their values are part of the input.
+    pub(crate) vars: Vec<String>,
 }
 
 /// The tables shipped inside this crate (`tables/` is packaged with it).
@@ -24,7 +30,14 @@ impl Args {
 
     /// A bundled policy (a file of `tables/policy/`) over the bundled tables, every ABI.
     pub(crate) fn bundled_policy(file: &str) -> Args {
-        Args { tables: bundled_dir(), policy: bundled_dir().join("policy").join(file), abis: Vec::new() }
+        Args {
+            tables: bundled_dir(),
+            policy: bundled_dir().join("policy").join(file),
+            abis: Vec::new(),
+            bundled_tables: true,
+            bundled_policy: true,
+            vars: Vec::new(),
+        }
     }
 }
 
@@ -40,8 +53,14 @@ impl Parse for Args {
             }
             input.parse::<Token![=]>()?;
             match name.as_str() {
-                "policy" => args.policy = resolve(&input.parse::<LitStr>()?)?,
-                "tables" => args.tables = resolve(&input.parse::<LitStr>()?)?,
+                "policy" => {
+                    args.policy = resolve(&input.parse::<LitStr>()?, &mut args.vars)?;
+                    args.bundled_policy = false;
+                }
+                "tables" => {
+                    args.tables = resolve(&input.parse::<LitStr>()?, &mut args.vars)?;
+                    args.bundled_tables = false;
+                }
                 "abis" => {
                     let content;
                     bracketed!(content in input);
@@ -65,8 +84,9 @@ impl Parse for Args {
     }
 }
 
-/// Expands `$VAR`/`${VAR}` and makes a relative path relative to the calling crate.
-fn resolve(lit: &LitStr) -> syn::Result<PathBuf> {
+/// Expands `$VAR`/`${VAR}` (adding each name to `vars`) and makes a relative path relative
+/// to the calling crate.
+fn resolve(lit: &LitStr, vars: &mut Vec<String>) -> syn::Result<PathBuf> {
     let raw = lit.value();
     let mut out = String::new();
     let mut rest = raw.as_str();
@@ -80,6 +100,7 @@ fn resolve(lit: &LitStr) -> syn::Result<PathBuf> {
         let value = std::env::var(name)
             .map_err(|_| syn::Error::new(lit.span(), format!("environment variable `{name}` in path `{raw}` is not set")))?;
         out.push_str(&value);
+        vars.push(name.to_string());
         rest = tail;
     }
     out.push_str(rest);

@@ -2,8 +2,30 @@
 //!
 //! Both expand to a `rootemu::Filter` whose program the codegen verifier and proof have
 //! checked during expansion; any table, policy or program error is a `compile_error!`
-//! naming the file, line and syscall. The program is also placed, with a small header,
-//! in the `.rootemu_filter` ELF section so `rootemu inspect` finds it in any binary.
+//! naming the file, line and syscall. The program is also placed, with a small header
+//! (`rootemu_codegen::record`), in the `.rootemu_filter` ELF section so `rootemu inspect`
+//! finds it in any binary. Use them through the `rootemu` crate, which re-exports them:
+//!
+//! ```ignore
+//! static FILTER: rootemu::Filter = rootemu::root_emulation!();
+//! let mine = rootemu::filter!(policy = "policy.yaml", tables = "$MY_TABLES", abis = [x86_64, i386]);
+//! ```
+//!
+//! (the `rootemu` crate's documentation compiles this example.)
+//!
+//! Cost in a user's crate: this crate's build script validates the bundled tables once
+//! and hands them over as JSON, and `root_emulation!()` builds only the target's program
+//! (each other target's `filter!` sits behind a `cfg` rustc never expands), so an
+//! unoptimised proc-macro expands either macro, proof included, in tens of milliseconds.
+//!
+//! Rebuilds: the bundled directory is watched whole by the build script; for inputs of
+//! the caller's, each file read is an `include_bytes!` and each `$VAR` an `env!` in the
+//! expansion, which cargo tracks (see the `rootemu` crate's documentation).
+//!
+//! Architecture: this crate depends on `rootemu-codegen` only; the code it emits names
+//! `::rootemu` types, so it is used through the `rootemu` crate.
+
+#![warn(missing_docs)]
 
 mod args;
 mod expand;
@@ -56,6 +78,15 @@ pub fn filter(input: TokenStream) -> TokenStream {
         Ok(a) => expand::expand(&a).into(),
         Err(e) => e.to_compile_error().into(),
     }
+}
+
+/// The name of the bundled table that a binary built for the current target runs as (the
+/// ABI whose `rust_native`, `endian` and `elf_class` match its `target_arch`,
+/// `target_endian` and `target_pointer_width`), or `"unknown"`: what
+/// `rootemu::install::running_abi()` returns. A `&'static str` constant expression.
+#[proc_macro]
+pub fn running_abi(_input: TokenStream) -> TokenStream {
+    expand::running_abi(&args::Args::bundled()).into()
 }
 
 /// The bundled tables and policy as `&[(file name, text)]`, for tools that rebuild or

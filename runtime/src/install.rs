@@ -96,45 +96,12 @@ impl fmt::Display for InstallError {
 
 impl std::error::Error for InstallError {}
 
-/// The ABI this code was compiled for, named as in the syscall tables.
+/// The ABI this code was compiled for, named as in the bundled syscall tables: the table
+/// whose `rust_native`, `endian` and `elf_class` match this target's `target_arch`,
+/// `target_endian` and `target_pointer_width` (table data, read by the macro), or
+/// `unknown` when no table runs as this target.
 pub const fn running_abi() -> &'static str {
-    if cfg!(all(target_arch = "x86_64", target_pointer_width = "32")) {
-        "x32"
-    } else if cfg!(target_arch = "x86_64") {
-        "x86_64"
-    } else if cfg!(target_arch = "x86") {
-        "i386"
-    } else if cfg!(target_arch = "aarch64") {
-        "aarch64"
-    } else if cfg!(target_arch = "arm") {
-        "arm"
-    } else if cfg!(all(target_arch = "powerpc64", target_endian = "little")) {
-        "ppc64le"
-    } else if cfg!(target_arch = "powerpc64") {
-        "ppc64"
-    } else if cfg!(target_arch = "powerpc") {
-        "ppc"
-    } else if cfg!(target_arch = "s390x") {
-        "s390x"
-    } else if cfg!(all(target_arch = "riscv64")) {
-        "riscv64"
-    } else if cfg!(all(target_arch = "riscv32")) {
-        "riscv32"
-    } else if cfg!(target_arch = "loongarch64") {
-        "loongarch64"
-    } else if cfg!(all(target_arch = "mips64", target_pointer_width = "32")) {
-        "mipsn32"
-    } else if cfg!(target_arch = "mips64") {
-        "mips64"
-    } else if cfg!(target_arch = "mips") {
-        "mips"
-    } else if cfg!(target_arch = "sparc64") {
-        "sparc64"
-    } else if cfg!(target_arch = "m68k") {
-        "m68k"
-    } else {
-        "unknown"
-    }
+    rootemu_macros::running_abi!()
 }
 
 /// Sets `PR_SET_NO_NEW_PRIVS` and installs `program` as a seccomp filter.

@@ -48,7 +48,7 @@ Options:
   --user NAME          the unprivileged user (default rootemu-e2e; created if missing)
   --rootemu PATH       rootemu binary (default: $CARGO_TARGET_DIR or target, release;
                        built with cargo if missing)
-  --cache DIR          cache (default ${XDG_CACHE_HOME:-$HOME/.cache}/rootemu/e2e)
+  --cache DIR          cache (default ${ROOTEMU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rootemu}/e2e)
   --work DIR           scratch space (default /var/tmp/rootemu-e2e; wiped at start)
   --mirror URL         Debian mirror (default: the one apt is configured with)
   --refresh            rebuild the cached roots and .debs
@@ -65,7 +65,7 @@ EOF
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 packages_filter="" modes="root noemu rootemu fakeroot proot consistent" suites="bookworm trixie" jobs=2
-user=rootemu-e2e rootemu_bin="" cache="${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/rootemu/e2e"
+user=rootemu-e2e rootemu_bin="" cache="${ROOTEMU_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/rootemu}/e2e"
 work=/var/tmp/rootemu-e2e mirror="" refresh=0 keep=0 report_file="" tmpfs=1 probes=1
 while [ $# -gt 0 ]; do
   case $1 in
@@ -111,8 +111,10 @@ done
 [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"
-  apt-get update -qq > "${TMPDIR:-/tmp}/rootemu-e2e-apt-update.log" 2>&1 || true
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # shellcheck source=scripts/lib/apt.sh
+  source "$repo/scripts/lib/apt.sh"  # waits for the dpkg lock, prints progress
+  apt_update
+  apt_install e2e "${need[@]}"
 fi
 
 if [ -z "$mirror" ]; then

@@ -44,7 +44,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$top/target/cross}
-work=${MATRIX_WORK:-$(mktemp -d /tmp/rootemu-layer2.XXXXXX)}
+work=${MATRIX_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/rootemu-layer2.XXXXXX")}
 mkdir -p "$work"
 timeout_s=${MATRIX_TIMEOUT:-180}
 dir=$profile; [ "$profile" = dev ] && dir=debug
@@ -105,12 +105,13 @@ while read -r name triple _; do selected "$name" && triples+=("$triple"); done <
 declare -A built
 if [ $build = 1 ]; then
   # Only what this build produced counts (never a stale binary from an earlier one).
-  "$top/scripts/cross-build" $install_flag "--$profile" "${triples[@]}" > "$work/build.log" 2>&1
-  echo "build rc=$?" >> "$work/build.log"
+  echo "# cross-building ${triples[*]} (--$profile): $work/build.log" >&2
+  "$top/scripts/cross-build" $install_flag "--$profile" "${triples[@]}" 2>&1 | tee "$work/build.log" |
+    grep --line-buffered '^cross-build:' | sed -u 's/^/# /' >&2
+  echo "build rc=${PIPESTATUS[0]}" >> "$work/build.log"
   while read -r _ t _ _ bin; do
     [ -x "$bin" ] && built[$t]=$bin
   done < <(grep -E '^cross-build: [^ ]+ [^ ]+ [0-9.]+s ' "$work/build.log")
-  grep '^cross-build:' "$work/build.log" | sed 's/^/# /' >&2
 else
   for t in "${triples[@]}"; do
     bin=$CARGO_TARGET_DIR/$t/$dir/rootemu
@@ -166,7 +167,7 @@ if selected i686 && [ "$(uname -m)" = x86_64 ]; then
     mkdir -p "$work/$row"
     uidarg=(); [ "$(id -u)" = 0 ] && uidarg=(--uid 65534)
     start=$EPOCHREALTIME
-    TMPDIR=/tmp timeout "$timeout_s" "$bin" selfcheck --install "${uidarg[@]}" > "$work/$row/out.txt" 2>&1
+    TMPDIR=${TMPDIR:-/tmp} timeout "$timeout_s" "$bin" selfcheck --install "${uidarg[@]}" > "$work/$row/out.txt" 2>&1
     rc=$?
     judge "$row" "$work/$row/out.txt" "$(secs_since "$start")" $rc
   fi

@@ -14,7 +14,11 @@ order=$9 append=${11}
 here=$(cd "$(dirname "$0")" && pwd)
 d=$MATRIX_WORK/$name
 rm -rf "$d"; mkdir -p "$d/root"
-row() { echo "$name|$1|${2:-0}|${3:-0}|${4:-0}|${5:-}" > "$d/row"; exit 0; }
+row() {  # writes the row, says so on stderr (progress), ends the script
+  echo "$name|$1|${2:-0}|${3:-0}|${4:-0}|${5:-}" > "$d/row"
+  echo "matrix: layer 1 $name $1 ${2:-0}/${3:-0} (${4:-0} s)" >&2
+  exit 0
+}
 
 broken=0
 case " ${MATRIX_BROKEN:-} " in *" $name "*) broken=1 ;; esac

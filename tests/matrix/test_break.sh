@@ -8,7 +8,7 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 pass=0 fail=0
-work=$(mktemp -d /tmp/rootemu-matrix-test.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/rootemu-matrix-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 export MATRIX_WORK=$work
 expect() {  # expect <description> <output> <regex>

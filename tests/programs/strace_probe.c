@@ -10,7 +10,10 @@
  *
  * Before cell I it writes "@@strace-probe I NR\n" to stderr, where qemu's strace lines go
  * too (unbuffered, in order), and "@@strace-probe end\n" after the last cell: the parser
- * finds each cell's line between two markers, after the startup syscalls.
+ * finds each cell's line between two markers, after the startup syscalls. Between a
+ * marker and the next one the probe makes no syscall but the cell's (arguments are
+ * prepared before the marker, the thread pointer once at start), so a cell's output holds
+ * at most one strace line, its own.
  *
  * Built with glibc (`-static`), or with -DPROBE_NOLIBC -nostdlib -ffreestanding for the
  * ABIs whose glibc does not start under qemu 7.2 (sh4) or which Debian ships no libc for
@@ -24,6 +27,8 @@
 #define __NR_write 64
 #define __NR_prlimit64 261
 #endif
+
+static long sys6(long nr, const long a[6]);
 
 #ifdef PROBE_NOLIBC
 
@@ -48,6 +53,38 @@ void *memcpy(void *d, const void *s, unsigned long n) {
     return d;
 }
 
+
+int main(int argc, char **argv);
+void start(long *sp);
+
+/* Called by _start with the initial stack pointer: argc, then argv. */
+void start(long *sp) {
+    const long a[6] = {main((int)sp[0], (char **)(sp + 1)), 0, 0, 0, 0, 0};
+    sys6(__NR_exit, a);
+}
+
+#if defined(__sh__)
+__asm__(".text\n.global _start\n_start:\n mov r15, r4\n mov.l 1f, r1\n jsr @r1\n nop\n .align 2\n1: .long start\n");
+#elif defined(__riscv)
+__asm__(".text\n.global _start\n_start:\n .option push\n .option norelax\n la gp, __global_pointer$\n .option pop\n"
+        " mv a0, sp\n call start\n");
+#elif defined(__sparc__)
+__asm__(".text\n.global _start\n_start:\n add %sp, 64, %o0\n call start\n nop\n");
+#elif defined(__or1k__)
+__asm__(".text\n.global _start\n_start:\n l.ori r3, r1, 0\n l.jal start\n l.nop\n");
+#endif
+
+#else
+
+#include <string.h>
+#include <unistd.h>
+
+#endif
+
+/* The syscall instruction itself: without a libc, and on m68k, whose glibc syscall() reads
+ * the thread pointer (for errno) with a get_thread_area syscall after every failing call,
+ * a strace line between a cell and the next marker. */
+#if defined(PROBE_NOLIBC) || defined(__m68k__)
 static long sys6(long nr, const long a[6]) {
 #if defined(__sh__)
     register long r3 __asm__("r3") = nr;
@@ -92,40 +129,24 @@ static long sys6(long nr, const long a[6]) {
                      : "r"(r3), "r"(r4), "r"(r5), "r"(r6), "r"(r7), "r"(r8)
                      : "memory", "r12", "r13", "r15", "r17", "r19", "r21", "r23", "r25", "r27", "r29", "r31");
     return r11;
+#elif defined(__m68k__)
+    register long d0 __asm__("d0") = nr;
+    register long d1 __asm__("d1") = a[0];
+    register long d2 __asm__("d2") = a[1];
+    register long d3 __asm__("d3") = a[2];
+    register long d4 __asm__("d4") = a[3];
+    register long d5 __asm__("d5") = a[4];
+    register long a0 __asm__("a0") = a[5];
+    __asm__ volatile("trap #0" : "+r"(d0) : "r"(d1), "r"(d2), "r"(d3), "r"(d4), "r"(d5), "r"(a0) : "memory");
+    return d0;
 #else
 #error "PROBE_NOLIBC: no syscall instruction for this architecture"
 #endif
 }
-
-int main(int argc, char **argv);
-void start(long *sp);
-
-/* Called by _start with the initial stack pointer: argc, then argv. */
-void start(long *sp) {
-    const long a[6] = {main((int)sp[0], (char **)(sp + 1)), 0, 0, 0, 0, 0};
-    sys6(__NR_exit, a);
-}
-
-#if defined(__sh__)
-__asm__(".text\n.global _start\n_start:\n mov r15, r4\n mov.l 1f, r1\n jsr @r1\n nop\n .align 2\n1: .long start\n");
-#elif defined(__riscv)
-__asm__(".text\n.global _start\n_start:\n .option push\n .option norelax\n la gp, __global_pointer$\n .option pop\n"
-        " mv a0, sp\n call start\n");
-#elif defined(__sparc__)
-__asm__(".text\n.global _start\n_start:\n add %sp, 64, %o0\n call start\n nop\n");
-#elif defined(__or1k__)
-__asm__(".text\n.global _start\n_start:\n l.ori r3, r1, 0\n l.jal start\n l.nop\n");
-#endif
-
 #else
-
-#include <string.h>
-#include <unistd.h>
-
 static long sys6(long nr, const long a[6]) {
     return syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
-
 #endif
 
 static long scratch[512];
@@ -182,13 +203,17 @@ static long number(const char *s) {
     return negative ? -(long)v : (long)v;
 }
 
+/* Read once before the first cell: on m68k reading it is a syscall, whose strace line
+ * would otherwise land between a cell's line and the next marker. */
+static long tp;
+
 static long argument(const char *s) {
     if (is(s, "buf")) {
         memset(scratch, 0, sizeof scratch);
         return (long)scratch;
     }
     if (is(s, "tp")) {
-        return thread_pointer();
+        return tp;
     }
     return number(s);
 }
@@ -220,6 +245,7 @@ int main(int argc, char **argv) {
     static const unsigned long long no_core[2];
     const long limit[6] = {0, 4 /* RLIMIT_CORE on every Linux ABI */, (long)no_core, 0, 0, 0};
     sys6(__NR_prlimit64, limit);
+    tp = thread_pointer();
     for (int i = 1; i < argc; i++) {
         long a[6] = {-1, -1, -1, -1, -1, -1};
         const char *s = argv[i];

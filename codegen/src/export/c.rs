@@ -13,7 +13,7 @@ pub fn c_header(f: &Filter) -> String {
         f.tables.abis.iter().map(|a| format!("{} ({:#x})", a.name, a.audit_arch)).collect::<Vec<_>>().join(", ")
     );
     s.push_str(&format!("static const struct sock_filter rootemu_{ident}_insns[{}] = {{\n", f.program.len()));
-    for (i, line) in f.program.iter().zip(f.listing().lines()) {
+    for (i, line) in f.program.iter().zip(crate::disasm::disassemble(&f.program, &f.tables).lines()) {
         s.push_str(&format!(
             "\t{{ {:#06x}, {:3}, {:3}, {:#010x} }}, /* {} */\n",
             i.code,

@@ -32,15 +32,23 @@ pub(crate) struct Imported {
     pub syscalls: BTreeMap<String, u32>,
     /// Names numbered without an entry point.
     pub unimplemented: BTreeSet<String>,
+    /// Name -> where its number was read (tree-relative file, 1-based line).
+    pub origin: BTreeMap<String, (String, usize)>,
+    /// Table number -> name.
+    by_nr: BTreeMap<u32, String>,
 }
 
 impl Imported {
     fn name_of(&self, nr: u32) -> Option<&str> {
-        self.syscalls.iter().find(|(_, v)| **v == nr).map(|(k, _)| k.as_str())
+        self.by_nr.get(&nr).map(String::as_str)
     }
 
-    fn insert(&mut self, name: &str, nr: u32, unimplemented: bool) {
-        self.syscalls.insert(name.to_string(), nr);
+    fn insert(&mut self, name: &str, nr: u32, unimplemented: bool, origin: (String, usize)) {
+        if let Some(old) = self.syscalls.insert(name.to_string(), nr) {
+            self.by_nr.remove(&old);
+        }
+        self.by_nr.insert(nr, name.to_string());
+        self.origin.insert(name.to_string(), origin);
         if unimplemented {
             self.unimplemented.insert(name.to_string());
         }
@@ -48,7 +56,38 @@ impl Imported {
 
     fn remove(&mut self, name: &str) -> Option<(u32, bool)> {
         let nr = self.syscalls.remove(name)?;
+        self.by_nr.remove(&nr);
+        self.origin.remove(name);
         Some((nr, self.unimplemented.remove(name)))
+    }
+
+    /// The numbers of an ABI file as imported earlier (to keep them).
+    fn from_abi(abi: &Abi) -> Imported {
+        let source = abi.source.as_ref();
+        let mut out = Imported {
+            file: source.map(|s| s.file.clone()).unwrap_or_default(),
+            tags: source.map(|s| s.tags.clone()).unwrap_or_default(),
+            ..Imported::default()
+        };
+        for (name, &nr) in &abi.syscalls {
+            let line = abi.line_of(name).unwrap_or(0);
+            out.insert(name, nr, abi.unimplemented.contains(name), (abi.file.display().to_string(), line));
+        }
+        out
+    }
+}
+
+/// Syscalls whose renumbering an import accepts (Linux never renumbers a syscall of a
+/// living ABI, so any other renumbering refuses the import).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportOptions {
+    /// `(abi, syscall)` pairs; `*` stands for every syscall (or every ABI).
+    pub allow_renumber: Vec<(String, String)>,
+}
+
+impl ImportOptions {
+    fn allows(&self, abi: &str, name: &str) -> bool {
+        self.allow_renumber.iter().any(|(a, n)| (a == abi || a == "*") && (n == name || n == "*"))
     }
 }
 
@@ -76,6 +115,17 @@ pub struct AbiReport {
     pub unimplemented: usize,
     /// The file written.
     pub written: PathBuf,
+    /// Set when the tree does not provide this ABI: its numbers were kept.
+    pub kept: Option<Kept>,
+}
+
+/// An ABI the imported tree does not provide, kept from an earlier import.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kept {
+    /// Kernel release the kept numbers came from.
+    pub from: String,
+    /// What in the tree shows that the ABI is gone.
+    pub reason: String,
 }
 
 impl fmt::Display for ImportReport {
@@ -85,7 +135,13 @@ impl fmt::Display for ImportReport {
         let fw = self.abis.iter().map(|a| a.file.len()).max().unwrap_or(4).max(4);
         writeln!(f, "{:w$}  {:>5}  {:>5}  {:fw$}  tags", "ABI", "calls", "ni", "file")?;
         for a in &self.abis {
-            writeln!(f, "{:w$}  {:>5}  {:>5}  {:fw$}  [{}]", a.abi, a.syscalls, a.unimplemented, a.file, a.tags.join(", "))?;
+            let kept = a.kept.as_ref().map_or(String::new(), |k| format!("  (kept from {})", k.from));
+            writeln!(f, "{:w$}  {:>5}  {:>5}  {:fw$}  [{}]{kept}", a.abi, a.syscalls, a.unimplemented, a.file, a.tags.join(", "))?;
+        }
+        for a in &self.abis {
+            if let Some(k) = &a.kept {
+                writeln!(f, "{}: not in Linux {}: {}; numbers kept from Linux {}", a.abi, self.kernel, k.reason, k.from)?;
+            }
         }
         Ok(())
     }
@@ -93,26 +149,63 @@ impl fmt::Display for ImportReport {
 
 /// Imports every ABI of `tables` from the kernel tree `kernel` and writes
 /// `<out>/<abi>.yaml`. Nothing is written unless every ABI imports and validates.
-pub fn import_tree(kernel: &Path, tables: &Path, out: &Path) -> Result<ImportReport, Errors> {
+///
+/// An ABI the tree no longer provides (its arch is gone, or its table no longer has rows
+/// for it and the arch's syscall Makefile generates no header for it) keeps the numbers
+/// of its earlier import, with that kernel as their source and `not_in` set to this one.
+/// A syscall whose number differs from the one in `tables` is an error naming both
+/// kernels, unless `opts` accepts it.
+pub fn import_tree(kernel: &Path, tables: &Path, out: &Path, opts: &ImportOptions) -> Result<ImportReport, Errors> {
     let release = kernel_release(kernel)?;
-    let headers = read_headers(tables)?;
+    let texts = crate::files::yaml_texts(tables)?;
+    let headers: Vec<(PathBuf, String)> = texts.iter().map(|(p, t)| (p.clone(), write::header_of(t))).collect();
     let parsed = Tables::parse(headers.iter().map(|(p, h)| (p.as_path(), h.as_str())))?;
+    // The numbers imported before: what a renumbering is checked against and a gone ABI keeps.
+    // Validation errors there (a hand-edited duplicate) are replaced by the import; a file
+    // that does not parse at all leaves nothing to check against: refused.
+    let existing = Tables::parse_lenient(texts.iter().map(|(p, t)| (p.as_path(), t.as_str())));
+    if !existing.complete {
+        return Err(existing.errors);
+    }
+    let existing = existing.tables;
     let mut errors = Errors::default();
     let mut outputs = Vec::new();
     for abi in &parsed.abis {
         let Some((_, header)) = headers.iter().find(|(p, _)| *p == abi.file) else { continue };
-        let imported = import_abi(kernel, abi, &mut errors);
-        let text = write::abi_file(header, &release, &imported);
-        outputs.push((out.join(format!("{}.yaml", abi.name)), text, imported));
+        let old = existing.get(&abi.name).filter(|o| o.source.is_some());
+        let (imported, kept) = match import_abi(kernel, abi, &parsed, &mut errors) {
+            Outcome::Imported(imp) => {
+                if let Some(old) = old {
+                    check_renumbering(kernel, &release, old, &imp, opts, &mut errors);
+                }
+                (imp, None)
+            }
+            Outcome::Gone(reason) => match old {
+                Some(old) => (Imported::from_abi(old), Some(Kept { from: old.kernel().to_string(), reason })),
+                None => {
+                    errors.push(Diagnostic::at(
+                        &abi.file,
+                        None,
+                        format!("ABI `{}`: not in Linux {release}: {reason}; and no earlier import of it to keep", abi.name),
+                    ));
+                    continue;
+                }
+            },
+        };
+        let text = match &kept {
+            Some(k) => write::abi_file(header, &k.from, &imported, Some(&release)),
+            None => write::abi_file(header, &release, &imported, None),
+        };
+        outputs.push((out.join(format!("{}.yaml", abi.name)), text, imported, kept, abi));
     }
     if !errors.is_empty() {
         return Err(errors);
     }
     // The written files must load: numbers within nr_limit, no duplicates.
-    Tables::parse(outputs.iter().map(|(p, t, _)| (p.as_path(), t.as_str())))?;
+    Tables::parse(outputs.iter().map(|(p, t, ..)| (p.as_path(), t.as_str())))?;
     std::fs::create_dir_all(out).map_err(|e| Diagnostic::at(out, None, format!("cannot create output directory: {e}")))?;
     let mut abis = Vec::new();
-    for ((path, text, imp), abi) in outputs.into_iter().zip(&parsed.abis) {
+    for (path, text, imp, kept, abi) in outputs {
         std::fs::write(&path, &text).map_err(|e| Diagnostic::at(&path, None, format!("cannot write: {e}")))?;
         abis.push(AbiReport {
             abi: abi.name.clone(),
@@ -121,9 +214,51 @@ pub fn import_tree(kernel: &Path, tables: &Path, out: &Path) -> Result<ImportRep
             syscalls: imp.syscalls.len(),
             unimplemented: imp.unimplemented.len(),
             written: path,
+            kept,
         });
     }
     Ok(ImportReport { kernel: release, abis })
+}
+
+/// Errors for every syscall of `imp` whose number differs from `old`'s, unless accepted.
+fn check_renumbering(kernel: &Path, release: &str, old: &Abi, imp: &Imported, opts: &ImportOptions, errors: &mut Errors) {
+    for (name, &nr) in &imp.syscalls {
+        let Some(&was) = old.syscalls.get(name) else { continue };
+        if was == nr || opts.allows(&old.name, name) {
+            continue;
+        }
+        let at = imp.origin.get(name).map_or(String::new(), |(f, l)| format!(" ({}:{l})", kernel.join(f).display()));
+        errors.push(Diagnostic::at(
+            &old.file,
+            old.line_of(name),
+            format!(
+                "ABI `{}`: syscall `{name}` is {was} in Linux {} (this file) but {nr} in Linux {release}{at}; Linux never renumbers a syscall, so the import is refused unless the renumbering of `{}:{name}` is explicitly accepted",
+                old.name,
+                old.kernel(),
+                old.name
+            ),
+        ));
+    }
+}
+
+/// What a tree holds for one ABI.
+enum Outcome {
+    /// Its numbers.
+    Imported(Imported),
+    /// The tree no longer provides it, for this reason.
+    Gone(String),
+}
+
+/// Reads a file of the kernel tree (regular, at most 64 MiB).
+fn read_tree_file(path: &Path) -> Result<String, String> {
+    let bytes = crate::files::read_regular(path, 64 << 20)?;
+    String::from_utf8(bytes).map_err(|e| format!("not UTF-8 ({e})"))
+}
+
+/// `arch/<name>` of a tree-relative path under `arch/`.
+fn arch_dir(rel: &str) -> Option<String> {
+    let mut parts = rel.split('/');
+    (parts.next() == Some("arch")).then(|| parts.next().map(|a| format!("arch/{a}"))).flatten()
 }
 
 /// `VERSION.PATCHLEVEL.SUBLEVEL` + `EXTRAVERSION` of the tree's top Makefile.
@@ -150,28 +285,29 @@ pub fn kernel_release(kernel: &Path) -> Result<String, Errors> {
     }
 }
 
-/// The header of every `*.yaml` of `dir`: the file up to its generated part.
-fn read_headers(dir: &Path) -> Result<Vec<(PathBuf, String)>, Errors> {
-    let texts = crate::table::read_dir_texts(dir)?;
-    Ok(texts.into_iter().map(|(f, t)| (f, write::header_of(&t))).collect())
-}
-
-/// Reads one ABI's numbers as its recipe says.
-fn import_abi(kernel: &Path, abi: &Abi, errors: &mut Errors) -> Imported {
+/// Reads one ABI's numbers as its recipe says, or finds that the tree no longer provides it.
+fn import_abi(kernel: &Path, abi: &Abi, all: &Tables, errors: &mut Errors) -> Outcome {
     let r = &abi.import;
+    let recipe_file = r.table.as_deref().or(r.generic.as_ref().map(|g| g.makefile.as_str())).unwrap_or_default();
+    if let Some(arch) = arch_dir(recipe_file).filter(|a| !kernel.join(a).is_dir()) {
+        return Outcome::Gone(format!("the tree has no {arch}"));
+    }
     let mut out = Imported::default();
     if let Some(g) = &r.generic {
         import_generic(kernel, g, &mut out, errors);
-        return out;
+        return Outcome::Imported(out);
     }
-    let Some(table) = &r.table else { return out };
+    let Some(table) = &r.table else { return Outcome::Imported(out) };
     out.file = table.clone();
     out.tags = r.tags.clone();
     let path = kernel.join(table);
-    match std::fs::read_to_string(&path) {
+    match read_tree_file(&path) {
         Ok(text) => {
             let rows = tbl::parse(&path, &text, errors);
-            tbl::select(&path, &rows, &r.tags, &mut out, errors);
+            if let Some(reason) = gone(kernel, abi, all, table, &rows) {
+                return Outcome::Gone(reason);
+            }
+            tbl::select(&path, &rows, &r.tags, r.compat_entry, &mut out, errors);
             if rows.iter().all(|row| !r.tags.contains(&row.abi)) && !rows.is_empty() {
                 errors.push(Diagnostic::at(&path, None, format!("ABI `{}`: no row has one of the tags [{}]", abi.name, r.tags.join(", "))));
             }
@@ -190,11 +326,53 @@ fn import_abi(kernel: &Path, abi: &Abi, errors: &mut Errors) -> Imported {
                     format!("private call `{name}` has number {nr:#x}, already used by `{other}`"),
                 ));
             } else {
-                out.insert(&name, nr, false);
+                out.insert(&name, nr, false, (h.clone(), line));
             }
         }
     }
-    out
+    Outcome::Imported(out)
+}
+
+/// Why `table` (read by `abi` and maybe by other ABIs of `all`) no longer describes `abi`,
+/// judged from the tree alone: the tags that set `abi` apart from the other ABIs of the
+/// file tag no row any more (s390's `32` in Linux 7.x, where every row is `common`), and
+/// the Makefile next to the table generates no `unistd_<tag>.h` (or `unistd-<tag>.h`)
+/// for them. A file read by one ABI only, or whose distinguishing tags still tag rows,
+/// describes it.
+fn gone(kernel: &Path, abi: &Abi, all: &Tables, table: &str, rows: &[tbl::Row]) -> Option<String> {
+    let others: BTreeSet<&str> = all
+        .abis
+        .iter()
+        .filter(|o| o.import.table.as_deref() == Some(table) && o.import.tags != abi.import.tags)
+        .flat_map(|o| o.import.tags.iter().map(String::as_str))
+        .collect();
+    if others.is_empty() {
+        return None;
+    }
+    let own: Vec<&str> = abi.import.tags.iter().map(String::as_str).filter(|t| !others.contains(t)).collect();
+    let present: BTreeSet<&str> = rows.iter().map(|r| r.abi.as_str()).collect();
+    if own.is_empty() || own.iter().any(|t| present.contains(t)) {
+        return None;
+    }
+    let dir = Path::new(table).parent().unwrap_or(Path::new(""));
+    let makefile = dir.join("Makefile");
+    let text = read_tree_file(&kernel.join(&makefile)).unwrap_or_default();
+    let words: BTreeSet<&str> = text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or_default())
+        .flat_map(|l| l.split(|c: char| c.is_whitespace() || c == '/' || c == ':' || c == '='))
+        .collect();
+    if own.iter().any(|t| words.contains(format!("unistd_{t}.h").as_str()) || words.contains(format!("unistd-{t}.h").as_str())) {
+        return None;
+    }
+    let tags = |v: &mut dyn Iterator<Item = &str>| v.map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ");
+    Some(format!(
+        "{table} has no rows tagged {} (its tags: {}) and {} generates no {}",
+        tags(&mut own.iter().copied()),
+        tags(&mut present.iter().copied()),
+        makefile.display(),
+        own.iter().map(|t| format!("unistd_{t}.h")).collect::<Vec<_>>().join(" or ")
+    ))
 }
 
 /// An asm-generic ABI: `scripts/syscall.tbl` and Makefile tags when the arch has a
@@ -204,7 +382,7 @@ fn import_generic(kernel: &Path, g: &GenericRecipe, out: &mut Imported, errors: 
         let mut vars = makefile::Vars::default();
         for m in ["scripts/Makefile.asm-headers", g.makefile.as_str()] {
             let p = kernel.join(m);
-            match std::fs::read_to_string(&p) {
+            match read_tree_file(&p) {
                 Ok(t) => makefile::apply(&mut vars, &p, &t, g.bits, errors),
                 Err(e) => errors.push(Diagnostic::at(&p, None, format!("cannot read: {e}"))),
             }
@@ -216,10 +394,10 @@ fn import_generic(kernel: &Path, g: &GenericRecipe, out: &mut Imported, errors: 
         out.file = table.clone();
         out.tags = vars.tags.clone();
         let path = kernel.join(&table);
-        match std::fs::read_to_string(&path) {
+        match read_tree_file(&path) {
             Ok(text) => {
                 let rows = tbl::parse(&path, &text, errors);
-                tbl::select(&path, &rows, &vars.tags, out, errors);
+                tbl::select(&path, &rows, &vars.tags, false, out, errors);
             }
             Err(e) => return errors.push(Diagnostic::at(&path, None, format!("cannot read generic syscall table: {e}"))),
         }
@@ -239,7 +417,9 @@ fn import_generic(kernel: &Path, g: &GenericRecipe, out: &mut Imported, errors: 
                 continue;
             }
             match cpp.value(m).and_then(|v| u32::try_from(v).ok()) {
-                Some(nr) if out.name_of(nr).is_none() => out.insert(name, nr, freed.get(&nr).copied().unwrap_or(false)),
+                Some(nr) if out.name_of(nr).is_none() => {
+                    out.insert(name, nr, freed.get(&nr).copied().unwrap_or(false), (file.clone(), *line))
+                }
                 Some(_) => {} // an alias of a numbered call
                 None => errors.push(Diagnostic::at(&kernel.join(file), Some(*line), format!("cannot evaluate `{m}` to a number"))),
             }
@@ -274,7 +454,7 @@ fn import_generic(kernel: &Path, g: &GenericRecipe, out: &mut Imported, errors: 
                 Some(other) => errors.push(Diagnostic::at(&p, Some(*line), format!("`{name}` has number {nr}, already used by `{other}`"))),
                 None => {
                     let ni = entries.get(&nr).is_none_or(|e| e == "sys_ni_syscall");
-                    out.insert(name, nr, ni);
+                    out.insert(name, nr, ni, (file.clone(), *line));
                 }
             },
             None => errors.push(Diagnostic::at(&p, Some(*line), format!("cannot evaluate `{m}` to a number"))),

@@ -14,19 +14,24 @@ pub(crate) struct Row {
     pub name: String,
     /// The native entry point; `None` when the column is empty.
     pub entry: Option<String>,
+    /// The compat entry point (5th column); `None` when the column is empty.
+    pub compat: Option<String>,
 }
 
 impl Row {
-    /// Numbered in the table without a working entry point.
-    pub fn unimplemented(&self) -> bool {
-        self.entry.as_deref().is_none_or(|e| e == "sys_ni_syscall")
+    /// Numbered in the table without a working entry point: none, `-` or `sys_ni_syscall`
+    /// in the native column, or with `compat` in the compat column (which defaults to the
+    /// native one when absent, as the kernel's scripts read it).
+    pub fn unimplemented(&self, compat: bool) -> bool {
+        let entry = if compat { self.compat.as_deref().or(self.entry.as_deref()) } else { self.entry.as_deref() };
+        entry.is_none_or(|e| e == "sys_ni_syscall" || e == "-")
     }
 
     /// Placeholder rows (`reserved177`, `unused18` with no entry point or `sys_ni_syscall`)
     /// keep a number free; they are no syscall. A row named like one but wired to a real
     /// entry point (mips o32 `59 unused59 sys_olduname`) is a working syscall.
-    pub fn placeholder(&self) -> bool {
-        (self.name.starts_with("reserved") || self.name.starts_with("unused")) && self.unimplemented()
+    pub fn placeholder(&self, compat: bool) -> bool {
+        (self.name.starts_with("reserved") || self.name.starts_with("unused")) && self.unimplemented(compat)
     }
 }
 
@@ -53,16 +58,25 @@ pub(crate) fn parse(file: &Path, text: &str, errors: &mut Errors) -> Vec<Row> {
             errors.push(at(format!("bad syscall name `{}` in row `{}`", cols[2], raw.trim())));
             continue;
         }
-        rows.push(Row { line: i + 1, nr, abi: cols[1].to_string(), name: cols[2].to_string(), entry: cols.get(3).map(|s| s.to_string()) });
+        rows.push(Row {
+            line: i + 1,
+            nr,
+            abi: cols[1].to_string(),
+            name: cols[2].to_string(),
+            entry: cols.get(3).map(|s| s.to_string()),
+            compat: cols.get(4).map(|s| s.to_string()),
+        });
     }
     rows
 }
 
 /// Keeps the rows whose ABI column is one of `tags`, skipping placeholders, and adds
-/// them to `out`. Two rows with one name or one number are errors at the later row.
-pub(crate) fn select(file: &Path, rows: &[Row], tags: &[String], out: &mut Imported, errors: &mut Errors) {
+/// them to `out`; `compat`: the ABI's entry points are the compat column. Two rows with
+/// one name or one number are errors at the later row.
+pub(crate) fn select(file: &Path, rows: &[Row], tags: &[String], compat: bool, out: &mut Imported, errors: &mut Errors) {
     let mut lines: std::collections::BTreeMap<u32, usize> = std::collections::BTreeMap::new();
-    for r in rows.iter().filter(|r| tags.contains(&r.abi) && !r.placeholder()) {
+    let file_rel = out.file.clone();
+    for r in rows.iter().filter(|r| tags.contains(&r.abi) && !r.placeholder(compat)) {
         if let Some(&n) = out.syscalls.get(&r.name) {
             errors.push(Diagnostic::at(
                 file,
@@ -81,7 +95,7 @@ pub(crate) fn select(file: &Path, rows: &[Row], tags: &[String], out: &mut Impor
             continue;
         }
         lines.insert(r.nr, r.line);
-        out.insert(&r.name, r.nr, r.unimplemented());
+        out.insert(&r.name, r.nr, r.unimplemented(compat), (file_rel.clone(), r.line));
     }
 }
 
@@ -106,7 +120,7 @@ mod tests {
         let rows = parse(Path::new("k/syscall.tbl"), text, &mut errors);
         let mut out = Imported::default();
         let tags: Vec<String> = tags.iter().map(|s| s.to_string()).collect();
-        select(Path::new("k/syscall.tbl"), &rows, &tags, &mut out, &mut errors);
+        select(Path::new("k/syscall.tbl"), &rows, &tags, false, &mut out, &mut errors);
         errors.into_result(out)
     }
 
@@ -175,6 +189,22 @@ mod tests {
         assert!(msgs[1].starts_with("k/syscall.tbl:3: bad syscall table row"), "{msgs:?}");
         assert_eq!(msgs[2], "k/syscall.tbl:4: syscall `read` numbered twice for tags [common]: 0 and 3");
         assert_eq!(msgs[3], "k/syscall.tbl:5: number 0 of `open` is already taken by `read` (line 1) for tags [common]");
+    }
+
+    /// s390 before 7.x: `<entry-64bit> <compat-entry>`, `-` where an ABI has none; the
+    /// 31-bit ABI runs only as compat, so its entry points are the compat column.
+    #[test]
+    fn a_dash_is_no_entry_point_and_compat_abis_read_the_compat_column() {
+        let text = "89\tcommon\treaddir\t-\tcompat_sys_old_readdir\n137\tcommon\tafs_syscall\t-\t-\n16\t32\tlchown\t-\tsys_lchown16\n1\tcommon\texit\tsys_exit\n";
+        let (mut errors, tags) = (Errors::default(), vec!["common".to_string(), "32".to_string()]);
+        let rows = parse(Path::new("t"), text, &mut errors);
+        let mut native = Imported::default();
+        select(Path::new("t"), &rows, &tags, false, &mut native, &mut errors);
+        assert_eq!(native.unimplemented.iter().map(String::as_str).collect::<Vec<_>>(), ["afs_syscall", "lchown", "readdir"]);
+        let mut compat = Imported::default();
+        select(Path::new("t"), &rows, &tags, true, &mut compat, &mut errors);
+        assert_eq!(compat.unimplemented.iter().map(String::as_str).collect::<Vec<_>>(), ["afs_syscall"]);
+        assert!(errors.is_empty());
     }
 
     #[test]

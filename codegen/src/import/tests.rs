@@ -68,7 +68,7 @@ fn new_tree() -> Dir {
 
 fn import(tree: &Dir, headers: &[(&str, &str)]) -> Result<(ImportReport, Dir), Errors> {
     let tables = Dir::new(headers);
-    let r = import_tree(&tree.0, &tables.0, &tables.0)?;
+    let r = import_tree(&tree.0, &tables.0, &tables.0, &ImportOptions::default())?;
     Ok((r, tables))
 }
 
@@ -89,7 +89,7 @@ fn x86_64_and_x32_from_one_file_with_header_kept() {
     assert_eq!(tables.get("x32").unwrap().source.as_ref().unwrap().tags, ["common", "x32"]);
     // Re-running on its own output changes nothing.
     let before = (t.read("x86_64.yaml"), t.read("x32.yaml"));
-    import_tree(&tree.0, &t.0, &t.0).unwrap();
+    import_tree(&tree.0, &t.0, &t.0, &ImportOptions::default()).unwrap();
     assert_eq!(before, (t.read("x86_64.yaml"), t.read("x32.yaml")));
 }
 
@@ -196,7 +196,7 @@ fn missing_files_and_bad_rows_are_all_reported_and_nothing_is_written() {
         .replace("62 ", "3  ")
         .replace("bits: 64", "bits: 32");
     let tables = Dir::new(&[("x86_64.yaml", X86_64_HEADER), ("i386.yaml", &i386)]);
-    let err = import_tree(&tree.0, &tables.0, &tables.0.join("out")).unwrap_err();
+    let err = import_tree(&tree.0, &tables.0, &tables.0.join("out"), &ImportOptions::default()).unwrap_err();
     let msgs: Vec<String> = err.0.iter().map(|d| d.to_string()).collect();
     assert_eq!(msgs.len(), 2, "{msgs:?}");
     assert!(msgs[0].contains("syscall_32.tbl: ABI `i386`: cannot read table"), "{msgs:?}");
@@ -209,7 +209,7 @@ fn numbers_beyond_nr_limit_fail_validation_before_writing() {
     let tree = new_tree();
     let small = X86_64_HEADER.replace("nr_limit: 1024", "nr_limit: 100");
     let tables = Dir::new(&[("x86_64.yaml", &small)]);
-    let err = import_tree(&tree.0, &tables.0, &tables.0).unwrap_err();
+    let err = import_tree(&tree.0, &tables.0, &tables.0, &ImportOptions::default()).unwrap_err();
     assert!(err.to_string().contains("syscall `tuxcall` has number 184, outside the ABI's range 0..100"), "{err}");
     assert_eq!(tables.read("x86_64.yaml"), small);
 }
@@ -230,4 +230,118 @@ fn diff_reports_added_removed_renumbered_and_implementation_changes() {
     assert_eq!(d.names_touched().collect::<Vec<_>>(), ["cachestat", "lookup_dcookie", "uselib", "write"]);
     assert!(diff(&o, &o).is_empty());
     assert_eq!(diff(&o, &o).to_string(), "no differences\n");
+}
+
+const S390X_HEADER: &str = "abi: s390x\naudit_arch: 0x80000016\nelf_machine: 22\nbits: 64\nendian: big\nnr_base: 0\nnr_limit: 1024\nimport:\n  table: arch/s390/kernel/syscalls/syscall.tbl\n  tags: [common, 64]\n";
+const S390_HEADER: &str = "abi: s390\naudit_arch: 0x16\nelf_machine: 22\nbits: 32\nendian: big\nnr_base: 0\nnr_limit: 1024\nimport:\n  table: arch/s390/kernel/syscalls/syscall.tbl\n  tags: [common, 32]\n";
+
+/// 6.x: one file, rows for both ABIs (`32` rows: the 31-bit compat ABI).
+const S390_TBL_6: &str = "1\tcommon\texit\tsys_exit\tsys_exit\n16\t32\tlchown\t-\tsys_lchown16\n16\t64\tlchown\tsys_lchown\t-\n212\t32\tchown32\t-\tsys_chown\n212\t64\tchown\tsys_chown\t-\n";
+const S390_MAKEFILE_6: &str = "syshdr_abi_unistd_32 := common,32\n$(uapi)/unistd_32.h: $(syscall) FORCE\nsyshdr_abi_unistd_64 := common,64\n$(uapi)/unistd_64.h: $(syscall) FORCE\n";
+/// 7.x: the 31-bit ABI is gone; every row is `common` and only unistd_64.h is generated.
+const S390_TBL_7: &str = "# <abi> is always common.\n1\tcommon\texit\tsys_exit\n16\tcommon\tlchown\tsys_lchown\n212\tcommon\tchown\tsys_chown\n463\tcommon\tsetxattrat\tsys_setxattrat\n";
+const S390_MAKEFILE_7: &str =
+    "$(uapi)/unistd_%.h: $(syscall) $(syshdr) FORCE\n\t$(call if_changed,syshdr)\nuapisyshdr-y\t\t+= unistd_64.h\n";
+
+fn s390_tree(release: &str, tbl: &str, makefile: &str) -> Dir {
+    let (v, p) = release.split_once('.').unwrap();
+    Dir::new(&[
+        ("Makefile", &format!("VERSION = {v}\nPATCHLEVEL = {p}\nSUBLEVEL = 4\nEXTRAVERSION =\n")),
+        ("arch/s390/kernel/syscalls/syscall.tbl", tbl),
+        ("arch/s390/kernel/syscalls/Makefile", makefile),
+    ])
+}
+
+#[test]
+fn an_abi_the_new_tree_no_longer_has_is_kept_from_the_last_kernel_that_had_it() {
+    let old = s390_tree("6.12", S390_TBL_6, S390_MAKEFILE_6);
+    let tables = Dir::new(&[("s390x.yaml", S390X_HEADER), ("s390.yaml", S390_HEADER)]);
+    import_tree(&old.0, &tables.0, &tables.0, &ImportOptions::default()).unwrap();
+    let from_6 = tables.read("s390.yaml");
+    assert!(from_6.contains("  chown32: 212\n"), "{from_6}");
+    let new = s390_tree("7.3", S390_TBL_7, S390_MAKEFILE_7);
+    let r = import_tree(&new.0, &tables.0, &tables.0, &ImportOptions::default()).unwrap();
+    let text = r.to_string();
+    assert!(
+        text.contains("s390: not in Linux 7.3.4: arch/s390/kernel/syscalls/syscall.tbl has no rows tagged `32` (its tags: `common`) and arch/s390/kernel/syscalls/Makefile generates no unistd_32.h; numbers kept from Linux 6.12.4\n"),
+        "{text}"
+    );
+    assert_eq!(r.abis[0].kept.as_ref().map(|k| k.from.as_str()), Some("6.12.4"));
+    assert_eq!(r.abis[1].kept, None);
+    // s390 keeps its 6.x numbers, with that provenance; s390x takes 7.x's `common` rows.
+    let kept = tables.read("s390.yaml");
+    let note = "  not_in: 7.3.4            # Linux 7.3.4 no longer has this ABI: numbers kept from 6.12.4\n";
+    assert_eq!(kept, from_6.replace("  tags: [common, 32]\nsyscalls:", &format!("  tags: [common, 32]\n{note}syscalls:")));
+    let t = Tables::load_dir(&tables.0).unwrap();
+    assert_eq!(t.get("s390").unwrap().nr("chown32"), Some(212));
+    assert_eq!(t.get("s390").unwrap().nr("chown"), None, "never the 64-bit numbers");
+    assert_eq!(t.get("s390x").unwrap().nr("setxattrat"), Some(463));
+    assert_eq!(t.get("s390").unwrap().source.as_ref().unwrap().not_in.as_deref(), Some("7.3.4"));
+    // Importing the same tree again changes nothing; an older tree brings the ABI back.
+    import_tree(&new.0, &tables.0, &tables.0, &ImportOptions::default()).unwrap();
+    assert_eq!(tables.read("s390.yaml"), kept);
+    import_tree(&old.0, &tables.0, &tables.0, &ImportOptions::default()).unwrap();
+    assert_eq!(tables.read("s390.yaml"), from_6);
+}
+
+#[test]
+fn a_gone_abi_without_an_earlier_import_is_an_error() {
+    let new = s390_tree("7.3", S390_TBL_7, S390_MAKEFILE_7);
+    let tables = Dir::new(&[("s390x.yaml", S390X_HEADER), ("s390.yaml", S390_HEADER)]);
+    let err = import_tree(&new.0, &tables.0, &tables.0, &ImportOptions::default()).unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+    assert!(err.to_string().ends_with("s390.yaml: ABI `s390`: not in Linux 7.3.4: arch/s390/kernel/syscalls/syscall.tbl has no rows tagged `32` (its tags: `common`) and arch/s390/kernel/syscalls/Makefile generates no unistd_32.h; and no earlier import of it to keep"), "{err}");
+    assert_eq!(tables.read("s390.yaml"), S390_HEADER, "nothing written");
+}
+
+#[test]
+fn an_abi_whose_tag_has_no_rows_is_imported_while_its_header_is_generated() {
+    // 7.x s390x: no row is tagged `64` any more, but unistd_64.h is still generated.
+    let new = s390_tree("7.3", S390_TBL_7, S390_MAKEFILE_7);
+    let tables = Dir::new(&[("s390x.yaml", S390X_HEADER), ("s390.yaml", S390_HEADER)]);
+    let old = s390_tree("6.12", S390_TBL_6, S390_MAKEFILE_6);
+    import_tree(&old.0, &tables.0, &tables.0, &ImportOptions::default()).unwrap();
+    // Without the Makefile the tree says nothing of either ABI: both are kept.
+    std::fs::remove_file(new.0.join("arch/s390/kernel/syscalls/Makefile")).unwrap();
+    let r = import_tree(&new.0, &tables.0, &tables.0, &ImportOptions::default()).unwrap();
+    assert!(r.abis.iter().all(|a| a.kept.is_some()), "{r}");
+}
+
+#[test]
+fn a_gone_arch_directory_keeps_its_abis() {
+    let tree = new_tree();
+    let tables = Dir::new(&[("x86_64.yaml", X86_64_HEADER)]);
+    import_tree(&tree.0, &tables.0, &tables.0, &ImportOptions::default()).unwrap();
+    let before = tables.read("x86_64.yaml");
+    std::fs::remove_dir_all(tree.0.join("arch/x86")).unwrap();
+    let r = import_tree(&tree.0, &tables.0, &tables.0, &ImportOptions::default()).unwrap();
+    assert_eq!(r.abis[0].kept.as_ref().unwrap().reason, "the tree has no arch/x86");
+    assert!(tables.read("x86_64.yaml").starts_with(&before[..before.find("  tags:").unwrap()]));
+}
+
+#[test]
+fn a_renumbered_syscall_is_refused_with_both_kernels_unless_accepted() {
+    let old = s390_tree("6.12", S390_TBL_6, S390_MAKEFILE_6);
+    let tables = Dir::new(&[("s390x.yaml", S390X_HEADER)]);
+    import_tree(&old.0, &tables.0, &tables.0, &ImportOptions::default()).unwrap();
+    let before = tables.read("s390x.yaml");
+    let line = before.lines().position(|l| l == "  chown: 212").unwrap() + 1;
+    let moved = s390_tree("7.3", &S390_TBL_7.replace("212\tcommon\tchown", "213\tcommon\tchown"), S390_MAKEFILE_7);
+    let err = import_tree(&moved.0, &tables.0, &tables.0, &ImportOptions::default()).unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+    let expect = format!(
+        "{}:{line}: ABI `s390x`: syscall `chown` is 212 in Linux 6.12.4 (this file) but 213 in Linux 7.3.4 ({}:4); Linux never renumbers a syscall, so the import is refused unless the renumbering of `s390x:chown` is explicitly accepted",
+        tables.0.join("s390x.yaml").display(),
+        moved.0.join("arch/s390/kernel/syscalls/syscall.tbl").display()
+    );
+    assert_eq!(err.to_string(), expect);
+    assert_eq!(tables.read("s390x.yaml"), before, "nothing written");
+    for allow in ["chown", "*"] {
+        let opts = ImportOptions { allow_renumber: vec![("s390x".into(), allow.into())] };
+        let t2 = Dir::new(&[("s390x.yaml", &before)]);
+        import_tree(&moved.0, &t2.0, &t2.0, &opts).unwrap();
+        assert!(t2.read("s390x.yaml").contains("  chown: 213\n"));
+    }
+    let other = ImportOptions { allow_renumber: vec![("s390".into(), "chown".into())] };
+    assert!(import_tree(&moved.0, &tables.0, &tables.0, &other).is_err(), "accepting it on another ABI does not count");
 }

@@ -22,12 +22,16 @@ pub(crate) fn header_of(text: &str) -> String {
 }
 
 /// The complete ABI file: `header`, then `source`, `syscalls` (by number) and `unimplemented`.
-pub(crate) fn abi_file(header: &str, kernel: &str, imp: &Imported) -> String {
+/// `not_in`: the newer kernel release that no longer has the ABI (the numbers are kept).
+pub(crate) fn abi_file(header: &str, kernel: &str, imp: &Imported, not_in: Option<&str>) -> String {
     let mut s = String::from(header);
     s.push_str("source:                  # written by the importer: where these numbers came from\n");
-    s.push_str(&format!("  kernel: {}\n", scalar(kernel)));
+    s.push_str(&format!("  kernel: {}\n", release(kernel)));
     s.push_str(&format!("  file: {}\n", scalar(&imp.file)));
     s.push_str(&format!("  tags: [{}]\n", imp.tags.iter().map(|t| scalar(t)).collect::<Vec<_>>().join(", ")));
+    if let Some(n) = not_in {
+        s.push_str(&format!("  not_in: {}            # Linux {n} no longer has this ABI: numbers kept from {kernel}\n", release(n)));
+    }
     s.push_str("syscalls:                # every syscall of the ABI: name -> n (seccomp sees nr_base + n)\n");
     let mut by_nr: Vec<(&u32, &String)> = imp.syscalls.iter().map(|(k, v)| (v, k)).collect();
     by_nr.sort();
@@ -43,6 +47,12 @@ pub(crate) fn abi_file(header: &str, kernel: &str, imp: &Imported) -> String {
         }
     }
     s
+}
+
+/// A kernel release as a YAML string: quoted when YAML would read it as a number (`7.3`).
+fn release(s: &str) -> String {
+    let number = s.chars().all(|c| c.is_ascii_digit() || c == '.') && s.matches('.').count() <= 1;
+    if number { format!("{s:?}") } else { scalar(s) }
 }
 
 /// A YAML plain scalar when safe, else double-quoted.
@@ -65,10 +75,10 @@ mod tests {
     #[test]
     fn generated_part_is_sorted_by_number() {
         let mut imp = Imported { file: "a/b.tbl".into(), tags: vec!["common".into(), "64".into()], ..Imported::default() };
-        imp.insert("write", 1, false);
-        imp.insert("read", 0, false);
-        imp.insert("tuxcall", 184, true);
-        let s = abi_file("abi: x\n", "6.12.117", &imp);
+        imp.insert("write", 1, false, ("a/b.tbl".into(), 2));
+        imp.insert("read", 0, false, ("a/b.tbl".into(), 1));
+        imp.insert("tuxcall", 184, true, ("a/b.tbl".into(), 3));
+        let s = abi_file("abi: x\n", "6.12.117", &imp, None);
         assert_eq!(
             s,
             "abi: x\nsource:                  # written by the importer: where these numbers came from\n  kernel: 6.12.117\n  file: a/b.tbl\n  tags: [common, 64]\nsyscalls:                # every syscall of the ABI: name -> n (seccomp sees nr_base + n)\n  read: 0\n  write: 1\n  tuxcall: 184\nunimplemented:           # numbered in the kernel table, no entry point\n  - tuxcall\n"
