@@ -32,6 +32,8 @@ pub(crate) struct Imported {
     pub syscalls: BTreeMap<String, u32>,
     /// Names numbered without an entry point.
     pub unimplemented: BTreeSet<String>,
+    /// Names whose entry point takes 16-bit uids and gids (`sys_chown16`).
+    pub id16: BTreeSet<String>,
     /// Name -> where its number was read (tree-relative file, 1-based line).
     pub origin: BTreeMap<String, (String, usize)>,
     /// Table number -> name.
@@ -58,6 +60,7 @@ impl Imported {
         let nr = self.syscalls.remove(name)?;
         self.by_nr.remove(&nr);
         self.origin.remove(name);
+        self.id16.remove(name);
         Some((nr, self.unimplemented.remove(name)))
     }
 
@@ -73,6 +76,7 @@ impl Imported {
             let line = abi.line_of(name).unwrap_or(0);
             out.insert(name, nr, abi.unimplemented.contains(name), (abi.file.display().to_string(), line));
         }
+        out.id16 = abi.id16.iter().cloned().collect();
         out
     }
 }

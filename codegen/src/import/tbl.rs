@@ -23,8 +23,25 @@ impl Row {
     /// in the native column, or with `compat` in the compat column (which defaults to the
     /// native one when absent, as the kernel's scripts read it).
     pub fn unimplemented(&self, compat: bool) -> bool {
-        let entry = if compat { self.compat.as_deref().or(self.entry.as_deref()) } else { self.entry.as_deref() };
-        entry.is_none_or(|e| e == "sys_ni_syscall" || e == "-")
+        self.entry_point(compat).is_none_or(|e| e == "sys_ni_syscall" || e == "-")
+    }
+
+    /// The entry point the ABI uses: the compat column (defaulting to the native one) for
+    /// a compat ABI, else the native column.
+    fn entry_point(&self, compat: bool) -> Option<&str> {
+        if compat { self.compat.as_deref().or(self.entry.as_deref()) } else { self.entry.as_deref() }
+    }
+
+    /// The entry point is the 16-bit-id variant of the call (`chown` -> `sys_chown16`,
+    /// `compat_sys_chown16`, s390's `compat_sys_s390_chown16`): its uid and gid arguments
+    /// are 16 bits wide.
+    pub fn id16(&self, compat: bool) -> bool {
+        self.entry_point(compat).is_some_and(|e| {
+            let base = e.strip_prefix("compat_").unwrap_or(e);
+            base.strip_prefix("sys_").and_then(|b| b.strip_suffix("16")).is_some_and(|b| {
+                b == self.name || b.strip_suffix(self.name.as_str()).is_some_and(|arch| arch.ends_with('_'))
+            })
+        })
     }
 
     /// Placeholder rows (`reserved177`, `unused18` with no entry point or `sys_ni_syscall`)
@@ -96,6 +113,9 @@ pub(crate) fn select(file: &Path, rows: &[Row], tags: &[String], compat: bool, o
         }
         lines.insert(r.nr, r.line);
         out.insert(&r.name, r.nr, r.unimplemented(compat), (file_rel.clone(), r.line));
+        if r.id16(compat) {
+            out.id16.insert(r.name.clone());
+        }
     }
 }
 
@@ -142,6 +162,20 @@ mod tests {
         let a = import(text, &["n64", "common"]).unwrap();
         assert_eq!(a.syscalls.get("set_mempolicy_home_node"), Some(&450));
         assert_eq!(a.syscalls.len(), 2);
+    }
+
+    /// i386 rows as the kernel has them: `chown` enters `sys_chown16` (16-bit ids),
+    /// `chown32` enters `sys_chown`; an s390-style compat column decides for a compat ABI.
+    #[test]
+    fn sixteen_bit_id_entry_points_are_flagged() {
+        let text = "16\ti386\tlchown\t\t\tsys_lchown16\n198\ti386\tlchown32\t\tsys_lchown\n23\ti386\tsetuid\t\t\tsys_setuid16\n24\ti386\tgetuid\t\t\tsys_getuid16\n213\ti386\tsetuid32\t\tsys_setuid\n42\ti386\tsync_file_range2\tsys_sync_file_range2\n";
+        let a = import(text, &["i386"]).unwrap();
+        assert_eq!(a.id16.iter().map(String::as_str).collect::<Vec<_>>(), ["getuid", "lchown", "setuid"]);
+        let mut errors = Errors::default();
+        let rows = parse(Path::new("k/syscall.tbl"), "16\tcommon\tlchown\tsys_lchown\tcompat_sys_s390_lchown16\n95\tcommon\tfchown\tsys_fchown\tcompat_sys_s390_chown16\n182\tcommon\tchown\tsys_chown\tcompat_sys_chown16\n", &mut errors);
+        let mut out = Imported::default();
+        select(Path::new("k/syscall.tbl"), &rows, &["common".to_string()], true, &mut out, &mut errors);
+        assert_eq!(out.id16.iter().map(String::as_str).collect::<Vec<_>>(), ["chown", "lchown"]);
     }
 
     #[test]

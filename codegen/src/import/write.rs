@@ -3,7 +3,7 @@
 use super::Imported;
 
 /// Top-level keys the importer writes; everything before the first of them is header.
-const GENERATED: [&str; 3] = ["source:", "syscalls:", "unimplemented:"];
+const GENERATED: [&str; 4] = ["source:", "syscalls:", "unimplemented:", "id16:"];
 
 /// The header of an ABI file (`abi` .. `import`, comments included), ending in one newline.
 pub(crate) fn header_of(text: &str) -> String {
@@ -21,7 +21,8 @@ pub(crate) fn header_of(text: &str) -> String {
     out
 }
 
-/// The complete ABI file: `header`, then `source`, `syscalls` (by number) and `unimplemented`.
+/// The complete ABI file: `header`, then `source`, `syscalls` (by number), `unimplemented`
+/// and, when the ABI has any, `id16`.
 /// `not_in`: the newer kernel release that no longer has the ABI (the numbers are kept).
 pub(crate) fn abi_file(header: &str, kernel: &str, imp: &Imported, not_in: Option<&str>) -> String {
     let mut s = String::from(header);
@@ -43,6 +44,12 @@ pub(crate) fn abi_file(header: &str, kernel: &str, imp: &Imported, not_in: Optio
     } else {
         s.push_str("unimplemented:           # numbered in the kernel table, no entry point\n");
         for name in &imp.unimplemented {
+            s.push_str(&format!("  - {name}\n"));
+        }
+    }
+    if !imp.id16.is_empty() {
+        s.push_str("id16:                    # entry point takes 16-bit ids (sys_*16)\n");
+        for name in &imp.id16 {
             s.push_str(&format!("  - {name}\n"));
         }
     }
