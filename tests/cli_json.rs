@@ -102,7 +102,7 @@ fn tables_check_and_diff_in_json() {
     let (v, code) = json(&["tables", "diff", good.to_str().unwrap(), moved.to_str().unwrap(), "--tables", moved.to_str().unwrap()]);
     let _ = std::fs::remove_dir_all(&bad);
     let _ = std::fs::remove_dir_all(&moved);
-    assert_eq!(code, 0);
+    assert_eq!(code, 1, "tables diff exits 1 when the sides differ");
     assert_eq!(v["abis"][0]["abi"], "x86_64");
     assert_eq!(v["abis"][0]["renumbered"], serde_json::json!([{ "name": "chown", "old": 92, "new": 600 }]));
     assert_eq!(v["policies"][0]["policy"], "root-emulation");

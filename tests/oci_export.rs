@@ -284,6 +284,14 @@ fn names_older_runtimes_reject_are_left_out_of_the_default_by_table_data() {
             ("riscv32.yaml", "rust_arches: [riscv32, riscv64]", "rust_arches: [x86_64]"),
             ("mips64el.yaml", "rust_arches: [mips, mips32r6, mips64, mips64r6]", "rust_arches: [x86_64]"),
             ("mips64.yaml", "rust_arches: [mips, mips32r6, mips64, mips64r6]", "rust_arches: [x86_64]"),
+            // A binary runs on the kernel of the ABI it runs as (validated): no native target either.
+            ("x86_64.yaml", "rust_native: [x86_64]", "rust_native: []"),
+            ("x32.yaml", "rust_native: [x86_64]", "rust_native: []"),
+            ("i386.yaml", "rust_native: [x86]", "rust_native: []"),
+            ("riscv64.yaml", "rust_native: [riscv64]", "rust_native: []"),
+            ("riscv32.yaml", "rust_native: [riscv32]", "rust_native: []"),
+            ("mips64el.yaml", "rust_native: [mips64, mips64r6]", "rust_native: []"),
+            ("mips64.yaml", "rust_native: [mips64, mips64r6]", "rust_native: []"),
         ],
     );
     let policy = rootemu_tests::tables_dir().join("policy/root-emulation.yaml");

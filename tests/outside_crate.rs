@@ -134,6 +134,7 @@ fn a_users_crate_builds_runs_and_rebuilds_when_an_input_changes() {
             ("audit_arch:", "audit_arch: 0x40001092"),
             ("elf_machine:", "elf_machine: 4242"),
             ("rust_arches:", ""),
+            ("rust_native:", ""),
             ("oci_arch:", ""),
         ],
     );
