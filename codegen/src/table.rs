@@ -275,16 +275,8 @@ impl Tables {
             Ok(texts) => texts,
             Err(errors) => return Loaded { tables: Tables::default(), errors, complete: false },
         };
-        let mut unread = Errors::default();
-        for name in [crate::shared::SIGNATURES_FILE, crate::shared::LAYOUTS_FILE] {
-            let p = dir.join(name);
-            if p.symlink_metadata().is_ok() {
-                match crate::files::read_yaml(&p, "shared") {
-                    Ok(t) => texts.push((p, t)),
-                    Err(e) => unread.push(e),
-                }
-            }
-        }
+        let (shared, unread) = shared_texts(dir);
+        texts.extend(shared);
         let mut loaded = Tables::parse_lenient(texts.iter().map(|(f, t)| (f.as_path(), t.as_str())));
         if !unread.is_empty() {
             loaded.complete = false;
@@ -414,6 +406,23 @@ impl Loaded {
     pub(crate) fn into_result(self) -> Result<Tables, Errors> {
         self.errors.into_result(self.tables)
     }
+}
+
+/// `(path, text)` of the shared files (`shared/*.yaml`) a tables directory has, and the
+/// errors of those it has but cannot read.
+pub(crate) fn shared_texts(dir: &Path) -> (Vec<(PathBuf, String)>, Errors) {
+    let mut texts = Vec::new();
+    let mut errors = Errors::default();
+    for name in [crate::shared::SIGNATURES_FILE, crate::shared::LAYOUTS_FILE] {
+        let p = dir.join(name);
+        if p.symlink_metadata().is_ok() {
+            match crate::files::read_yaml(&p, "shared") {
+                Ok(t) => texts.push((p, t)),
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+    (texts, errors)
 }
 
 fn yes() -> bool {

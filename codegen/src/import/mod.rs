@@ -162,12 +162,16 @@ impl fmt::Display for ImportReport {
 pub fn import_tree(kernel: &Path, tables: &Path, out: &Path, opts: &ImportOptions) -> Result<ImportReport, Errors> {
     let release = kernel_release(kernel)?;
     let texts = crate::files::yaml_texts(tables)?;
+    // The shared files (struct layouts the headers name) load with every set of ABI files.
+    let (shared, unread) = crate::table::shared_texts(tables);
+    unread.into_result(())?;
+    let with_shared = |files: &[(PathBuf, String)]| -> Vec<(PathBuf, String)> { files.iter().chain(&shared).cloned().collect() };
     let headers: Vec<(PathBuf, String)> = texts.iter().map(|(p, t)| (p.clone(), write::header_of(t))).collect();
-    let parsed = Tables::parse(headers.iter().map(|(p, h)| (p.as_path(), h.as_str())))?;
+    let parsed = Tables::parse(with_shared(&headers).iter().map(|(p, h)| (p.as_path(), h.as_str())))?;
     // The numbers imported before: what a renumbering is checked against and a gone ABI keeps.
     // Validation errors there (a hand-edited duplicate) are replaced by the import; a file
     // that does not parse at all leaves nothing to check against: refused.
-    let existing = Tables::parse_lenient(texts.iter().map(|(p, t)| (p.as_path(), t.as_str())));
+    let existing = Tables::parse_lenient(with_shared(&texts).iter().map(|(p, t)| (p.as_path(), t.as_str())));
     if !existing.complete {
         return Err(existing.errors);
     }
@@ -206,8 +210,18 @@ pub fn import_tree(kernel: &Path, tables: &Path, out: &Path, opts: &ImportOption
         return Err(errors);
     }
     // The written files must load: numbers within nr_limit, no duplicates.
-    Tables::parse(outputs.iter().map(|(p, t, ..)| (p.as_path(), t.as_str())))?;
+    let written: Vec<(PathBuf, String)> = outputs.iter().map(|(p, t, ..)| (p.clone(), t.clone())).collect();
+    Tables::parse(with_shared(&written).iter().map(|(p, t)| (p.as_path(), t.as_str())))?;
     std::fs::create_dir_all(out).map_err(|e| Diagnostic::at(out, None, format!("cannot create output directory: {e}")))?;
+    // Another output directory gets the shared files too, so that it loads on its own.
+    for (path, text) in &shared {
+        let dst = out.join(path.strip_prefix(tables).unwrap_or(path));
+        if dst != *path {
+            let dir = dst.parent().unwrap_or(out);
+            std::fs::create_dir_all(dir).map_err(|e| Diagnostic::at(dir, None, format!("cannot create directory: {e}")))?;
+            std::fs::write(&dst, text).map_err(|e| Diagnostic::at(&dst, None, format!("cannot write: {e}")))?;
+        }
+    }
     let mut abis = Vec::new();
     for (path, text, imp, kept, abi) in outputs {
         std::fs::write(&path, &text).map_err(|e| Diagnostic::at(&path, None, format!("cannot write: {e}")))?;
