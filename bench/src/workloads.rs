@@ -1,5 +1,5 @@
 //! Real workloads as an unprivileged user: extracting a Debian package under real root,
-//! `unshare -r`, `rootemu run`, fakeroot and `proot -0`, into a tmpfs.
+//! `unshare -r`, `rootemu run`, `rootemu run --consistent`, fakeroot and `proot -0`, into a tmpfs.
 
 use super::report::{Json, Section, Table, mm};
 use super::{Plan, Stat, cache_dir, ratios, rotated};
@@ -173,11 +173,18 @@ pub(crate) fn run(plan: Plan) -> Result<Section, String> {
     let modes: Vec<Mode> = vec![
         Mode { key: "root", label: "real root", as_user: false, prefix: vec![], tool: "tar" },
         Mode { key: "unshare", label: "unshare -r", as_user: true, prefix: vec!["unshare".into(), "-r".into()], tool: "unshare" },
-        Mode { key: "rootemu", label: "rootemu run", as_user: true, prefix: vec![bin, "run".into(), "--".into()], tool: "tar" },
+        Mode { key: "rootemu", label: "rootemu run", as_user: true, prefix: vec![bin.clone(), "run".into(), "--".into()], tool: "tar" },
+        Mode {
+            key: "consistent",
+            label: "rootemu run --consistent",
+            as_user: true,
+            prefix: vec![bin, "run".into(), "--consistent".into(), "--".into()],
+            tool: "tar",
+        },
         Mode { key: "fakeroot", label: "fakeroot", as_user: true, prefix: vec!["fakeroot".into()], tool: "fakeroot" },
         Mode { key: "proot", label: "proot -0", as_user: true, prefix: vec!["proot".into(), "-0".into()], tool: "proot" },
     ];
-    let all: &[&str] = &["root", "unshare", "rootemu", "fakeroot", "proot"];
+    let all: &[&str] = &["root", "unshare", "rootemu", "consistent", "fakeroot", "proot"];
     let workloads = vec![
         Workload {
             label: "tar --same-owner -xpf",
@@ -188,7 +195,7 @@ pub(crate) fn run(plan: Plan) -> Result<Section, String> {
         Workload {
             label: "tar -xpf",
             argv: vec!["tar".into(), "-xpf".into(), s(&tar), "-C".into(), s(&dest)],
-            modes: &["root", "unshare", "rootemu"],
+            modes: &["root", "unshare", "rootemu", "consistent"],
             note: "without --same-owner (what works under plain `unshare -r`)",
         },
         Workload { label: "dpkg-deb -x", argv: vec!["dpkg-deb".into(), "-x".into(), s(&deb), s(&dest)], modes: all, note: "" },

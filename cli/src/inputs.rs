@@ -1,12 +1,14 @@
 //! Where a command's tables and policy come from: files given on the command line, or the
-//! tables and root-emulation policy bundled into this binary at build time.
+//! tables and policies bundled into this binary at build time (root-emulation unless a
+//! command names another).
 
 use clap::Args;
 use rootemu_codegen::{Filter, Inputs, files};
 use std::path::{Path, PathBuf};
 
-/// The bundled `(file name, text)` pairs; the policy is `policy/root-emulation.yaml`.
+/// The bundled `(file name, text)` pairs; policies are `policy/<file>`.
 pub(crate) const BUNDLED: &[(&str, &str)] = rootemu::bundled_sources!();
+/// The bundled policy commands use by default.
 pub(crate) const BUNDLED_POLICY: &str = "policy/root-emulation.yaml";
 
 /// `--tables`, `--policy`, `--abi`.
@@ -21,12 +23,25 @@ pub(crate) struct FilterInputs {
     /// Only these ABIs (repeatable; default: every ABI of the tables).
     #[arg(long = "abi", value_name = "ABI")]
     abis: Vec<String>,
+    /// The bundled policy used when --policy is not given (a `policy/<file>` of [`BUNDLED`]).
+    #[arg(skip = BUNDLED_POLICY.to_string())]
+    bundled_policy: String,
 }
 
 impl FilterInputs {
     /// The same inputs restricted to these ABIs (all when empty).
     pub(crate) fn with_abis(mut self, abis: Vec<String>) -> Self {
         self.abis = abis;
+        self
+    }
+
+    /// The same inputs with the bundled policy called `name` (by its `policy:` name, as a
+    /// program's record gives it) when --policy is not given and such a policy is bundled.
+    pub(crate) fn with_bundled_policy_named(mut self, name: &str) -> Self {
+        let file = format!("policy/{name}.yaml");
+        if BUNDLED.iter().any(|(n, _)| *n == file) {
+            self.bundled_policy = file;
+        }
         self
     }
 
@@ -44,10 +59,10 @@ impl FilterInputs {
     /// or `--policy` is the bundled one, whichever the other is.
     pub(crate) fn build(&self) -> Result<Filter, String> {
         let built = match (&self.tables, &self.policy) {
-            (None, None) => bundled(&self.abis),
+            (None, None) => Filter::from_sources(BUNDLED, &self.bundled_policy, &self.abis),
             (Some(tables), Some(policy)) => Filter::build(&Inputs { tables, policy, abis: &self.abis }),
             (tables, policy) => {
-                let (bundled_tables, bundled_policy) = bundled_files();
+                let (bundled_tables, bundled_policy) = bundled_files(&self.bundled_policy);
                 let dir_texts = match tables {
                     Some(dir) => files::yaml_texts(dir).map_err(|e| e.to_string())?,
                     None => Vec::new(),
@@ -71,21 +86,17 @@ impl FilterInputs {
     }
 }
 
-/// The bundled files under `tables/`: the ABI tables, and the policy.
-pub(crate) fn bundled_files() -> (Vec<(PathBuf, &'static str)>, (PathBuf, &'static str)) {
+/// The bundled files under `tables/`: the ABI tables (and shared files), and the policy
+/// `policy` (a `policy/<file>` of [`BUNDLED`]).
+pub(crate) fn bundled_files(policy_file: &str) -> (Vec<(PathBuf, &'static str)>, (PathBuf, &'static str)) {
     let (mut tables, mut policy) = (Vec::new(), None);
     for (name, text) in BUNDLED {
         let path = Path::new("tables").join(name);
-        if *name == BUNDLED_POLICY {
+        if *name == policy_file {
             policy = Some((path, *text));
         } else if !name.starts_with("policy/") {
             tables.push((path, *text));
         }
     }
     (tables, policy.expect("the bundled policy is compiled in"))
-}
-
-/// The filter from the bundled tables and policy, compiled and proved now.
-pub(crate) fn bundled(abis: &[String]) -> Result<Filter, rootemu_codegen::Errors> {
-    Filter::from_sources(BUNDLED, BUNDLED_POLICY, abis)
 }

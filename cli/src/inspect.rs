@@ -95,7 +95,7 @@ fn find(args: &InspectArgs) -> Result<Found, String> {
     let mut filters = Vec::new();
     for record in records {
         let abis: Vec<String> = record.get("abis").split(',').filter(|s| !s.is_empty()).map(String::from).collect();
-        let current = args.inputs.clone().with_abis(abis.clone()).build()?;
+        let current = args.inputs.clone().with_abis(abis.clone()).with_bundled_policy_named(record.get("policy")).build()?;
         let listing = args.listing.then(|| disasm::disassemble(&record.program, &current.tables));
         let differs_at = match record.program.iter().zip(&current.program).position(|(a, b)| a != b) {
             None if record.program.len() == current.program.len() => None,

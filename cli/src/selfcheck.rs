@@ -145,7 +145,7 @@ pub(crate) fn main(args: SelfcheckArgs) -> Result<u8, String> {
     let filter = crate::run::emulation_filter();
     let exe = std::fs::read("/proc/self/exe").map_err(|e| format!("cannot read /proc/self/exe: {e}"))?;
     let elf = goblin::elf::Elf::parse(&exe).map_err(|e| format!("/proc/self/exe: not an ELF file: {e}"))?;
-    let (files, (policy_path, policy_text)) = crate::inputs::bundled_files();
+    let (files, (policy_path, policy_text)) = crate::inputs::bundled_files(crate::inputs::BUNDLED_POLICY);
     let tables = Tables::parse(files.iter().map(|(p, t)| (p.as_path(), *t))).map_err(|e| format!("the bundled tables do not load: {e}"))?;
     let policy = Policy::parse(&policy_path, policy_text, &tables).map_err(|e| format!("the bundled policy does not load: {e}"))?;
 
@@ -384,7 +384,7 @@ mod tests {
     use super::*;
 
     fn bundled_tables() -> Tables {
-        let (files, _) = crate::inputs::bundled_files();
+        let (files, _) = crate::inputs::bundled_files(crate::inputs::BUNDLED_POLICY);
         Tables::parse(files.iter().map(|(p, t)| (p.as_path(), *t))).unwrap()
     }
 

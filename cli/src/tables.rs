@@ -215,7 +215,7 @@ fn reviewed_policies(old: &Path, new: &Path, headers: &Path, given: Vec<PathBuf>
         out.push(Reviewed { label: path.display().to_string(), new: read(&path)?, old: counterpart.as_deref().map(read).transpose()? });
     }
     if out.is_empty() {
-        let (_, (path, text)) = crate::inputs::bundled_files();
+        let (_, (path, text)) = crate::inputs::bundled_files(crate::inputs::BUNDLED_POLICY);
         out.push(Reviewed { label: "bundled".into(), new: (path, text.to_string()), old: None });
     }
     Ok(out)

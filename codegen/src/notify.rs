@@ -62,11 +62,15 @@ pub fn plan(tables: &Tables, policy: &Policy) -> Result<Vec<Notified>, Errors> {
                 Some(st) => match abi.structs.get(st).and_then(|l| tables.shared.layouts.get(l)).or_else(|| tables.shared.universal(st)) {
                     Some(l) => Some(l.clone()),
                     None => {
+                        let why = match abi.structs.get(st) {
+                            Some(l) => format!("its layout `{l}` is not in the tables' {}", crate::shared::LAYOUTS_FILE),
+                            None => format!("the ABI names no layout for struct `{st}` (`structs:`)"),
+                        };
                         errors.push(Diagnostic::at(
                             &abi.file,
                             abi.lines.top_key("structs").or(abi.lines.top_key("abi")),
                             format!(
-                                "ABI `{}`: `{name}` is notified by policy `{}`, but the ABI names no layout for struct `{st}` (`structs:`), so its stat results cannot be written",
+                                "ABI `{}`: `{name}` is notified by policy `{}`, but {why}, so its stat results cannot be written",
                                 abi.name, policy.name
                             ),
                         ));

@@ -246,10 +246,15 @@ fn table_files(dir: &std::path::Path) -> Vec<PathBuf> {
     files
 }
 
-/// `&[(name, include_str!(path))]` for every table file, the shared files and the policy.
+/// `&[(name, include_str!(path))]` for every table file, the shared files, the policy and
+/// every other policy of the tables' `policy/`.
 pub(crate) fn sources(args: &Args) -> TokenStream {
     let mut files = table_files(&args.tables);
-    files.push(args.policy.clone());
+    let policies = rootemu_codegen::files::yaml_files(&args.tables.join("policy")).unwrap_or_default();
+    if !policies.contains(&args.policy) {
+        files.push(args.policy.clone());
+    }
+    files.extend(policies);
     let entries = files.iter().filter_map(|p: &PathBuf| {
         let full = p.to_str()?;
         let rel = p.strip_prefix(&args.tables).ok()?.to_str()?;
