@@ -64,10 +64,23 @@ impl FilterInputs {
             (tables, policy) => {
                 let (bundled_tables, bundled_policy) = bundled_files(&self.bundled_policy);
                 let dir_texts = match tables {
-                    Some(dir) => files::yaml_texts(dir).map_err(|e| e.to_string())?,
+                    Some(dir) => {
+                        let mut texts = files::yaml_texts(dir).map_err(|e| e.to_string())?;
+                        let (shared, unread) = rootemu_codegen::table::shared_texts(dir);
+                        unread.into_result(()).map_err(|e| e.to_string())?;
+                        texts.extend(shared);
+                        texts
+                    }
                     None => Vec::new(),
                 };
                 let tables: Vec<(&Path, &str)> = match tables {
+                    // A directory of ABI files only gets the bundled shared files (syscall
+                    // signatures, struct layouts), as it gets the bundled policy.
+                    Some(_) if !dir_texts.iter().any(|(p, _)| rootemu_codegen::shared::Shared::is_shared_file(p)) => dir_texts
+                        .iter()
+                        .map(|(p, t)| (p.as_path(), t.as_str()))
+                        .chain(bundled_tables.iter().filter(|(p, _)| rootemu_codegen::shared::Shared::is_shared_file(p)).map(|(p, t)| (p.as_path(), *t)))
+                        .collect(),
                     Some(_) => dir_texts.iter().map(|(p, t)| (p.as_path(), t.as_str())).collect(),
                     None => bundled_tables.iter().map(|(p, t)| (p.as_path(), *t)).collect(),
                 };

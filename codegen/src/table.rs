@@ -410,7 +410,7 @@ impl Loaded {
 
 /// `(path, text)` of the shared files (`shared/*.yaml`) a tables directory has, and the
 /// errors of those it has but cannot read.
-pub(crate) fn shared_texts(dir: &Path) -> (Vec<(PathBuf, String)>, Errors) {
+pub fn shared_texts(dir: &Path) -> (Vec<(PathBuf, String)>, Errors) {
     let mut texts = Vec::new();
     let mut errors = Errors::default();
     for name in [crate::shared::SIGNATURES_FILE, crate::shared::LAYOUTS_FILE] {
