@@ -19,6 +19,10 @@ package of tests/e2e/packages.tsv and every mode installs it with
   proot     the user: proot -0 -r DIR -b /proc -b /dev -b /sys -w / apt-get -o APT::Sandbox::User=root ...
   consistent  the user: rootemu run --consistent -- tar -xpf ROOT.tar (the root with its owners
             recorded), rootemu run --consistent --root DIR -- apt-get ..., rootemu export DIR
+  storm     as consistent, while the handler is SIGKILLed: every time it stops at the test
+            hook between receiving a call and answering it (ROOTEMU_TEST_STOP_BEFORE_ANSWER,
+            every STORM_EVERY-th call) and at random moments; its export must equal the
+            undisturbed consistent export (only the --storm-packages, default "sudo cron")
 
 What a user would pick instead to build an image unprivileged (not run by default; each
 unpacks the root, installs and packs the tree with tar in one emulated session, and its
@@ -41,7 +45,8 @@ consistent export equals it up to tests/e2e/expected-differences-consistent.tsv.
 
 Options:
   --packages "P ..."   only these packages (default: all of packages.tsv)
-  --modes "M ..."      only these modes (default: root noemu rootemu fakeroot proot consistent)
+  --modes "M ..."      only these modes (default: root noemu rootemu fakeroot proot consistent storm)
+  --storm-packages "P ..."  the packages the storm mode runs (default "sudo cron")
   --suites "S ..."     Debian suites (default: bookworm trixie; trixie runs the packages
                        whose suites column names it)
   --jobs N             packages installed in parallel (default 2)
@@ -58,19 +63,22 @@ Options:
   --report FILE        also write the report to FILE
   -h, --help           this text
 
-Environment: ROOTEMU_E2E_MAX_AGE_DAYS (default 14): an older cached root is rebuilt.
+Environment: ROOTEMU_E2E_MAX_AGE_DAYS (default 14): an older cached root is rebuilt;
+STORM_EVERY (default 41): the storm mode's hook stops the handler at every N-th call.
 EOF
 }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-packages_filter="" modes="root noemu rootemu fakeroot proot consistent" suites="bookworm trixie" jobs=2
+packages_filter="" modes="root noemu rootemu fakeroot proot consistent storm" suites="bookworm trixie" jobs=2
+storm_packages="sudo cron" STORM_EVERY=${STORM_EVERY:-41}
 user=rootemu-e2e rootemu_bin="" cache="${ROOTEMU_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/rootemu}/e2e"
 work=/var/tmp/rootemu-e2e mirror="" refresh=0 keep=0 report_file="" tmpfs=1 probes=1
 while [ $# -gt 0 ]; do
   case $1 in
     --packages) packages_filter=$2; shift 2 ;;
     --modes) modes=$2; shift 2 ;;
+    --storm-packages) storm_packages=$2; shift 2 ;;
     --suites) suites=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
     --user) user=$2; shift 2 ;;
@@ -99,7 +107,7 @@ say() { printf '[e2e %4ds] %s\n' $((($(now_ms) - t0) / 1000)) "$*" >&2; }
 die() { echo "run.sh: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root (it runs debootstrap and the real-root baseline)"
-for m in $modes; do case $m in root|noemu|rootemu|fakeroot|proot|consistent|fakeroot-tar|buildah-tar|proot-tar) ;; *) die "unknown mode $m" ;; esac; done
+for m in $modes; do case $m in root|noemu|rootemu|fakeroot|proot|consistent|storm|fakeroot-tar|buildah-tar|proot-tar) ;; *) die "unknown mode $m" ;; esac; done
 
 # --- host tools ---------------------------------------------------------------------
 need=()
@@ -270,7 +278,7 @@ run_one() { # SUITE PKG MODE
     as_user find "$debs" -maxdepth 1 -name '*.deb' -exec cp -l -t "$d/var/cache/apt/archives/" {} +
   elif [ "$mode" = buildah-tar ]; then
     as_user mkdir "$d" "$d.home" "$d.run"
-  elif [ "$mode" = consistent ]; then
+  elif [ "$mode" = consistent ] || [ "$mode" = storm ]; then
     # The cached root with its owners: tar as root in consistent mode records them.
     as_user mkdir "$d"; as_user "$work/bin/rootemu" run --consistent -- tar -C "$d" -xpf - < "$tar"
     as_user find "$debs" -maxdepth 1 -name '*.deb' -exec cp -l -t "$d/var/cache/apt/archives/" {} +
@@ -299,6 +307,7 @@ run_one() { # SUITE PKG MODE
                    [ $rc = 0 ] && tar -C "$d" --numeric-owner --xattrs --xattrs-include="*" -cf "$out" .' \
                    _ "$d" "$tar" "$work/runs/$id.tar" "${apt[@]}" "$pkg" ;;
     consistent) as_user timeout -k 10 $RUN_TIMEOUT "${CMD_ENV[@]}" "$work/bin/rootemu" run --consistent --root "$d" -- "${apt[@]}" "$pkg" ;;
+    storm) storm_run "$d" "$work/runs/$id.storm" "${apt[@]}" "$pkg" ;;
     fakeroot) as_user timeout -k 10 $RUN_TIMEOUT "${CMD_ENV[@]}" fakechroot fakeroot chroot "$d" \
                 "${apt[@]}" -o APT::Sandbox::User=root "$pkg" ;;
     proot) as_user timeout -k 10 $RUN_TIMEOUT "${CMD_ENV[@]}" proot -0 -r "$d" -b /proc -b /dev -b /sys -w / \
@@ -323,7 +332,7 @@ run_one() { # SUITE PKG MODE
     "$PY" "$here/manifest.py" tar "$work/runs/$id.tar" > "$work/manifests/$id.tsv"
     rm -rf "$work/runs/$id.tar" "$d.state" "$d.home" "$d.run"
   fi
-  if [ "$state" = ok ] && [ "$mode" = consistent ]; then
+  if [ "$state" = ok ] && { [ "$mode" = consistent ] || [ "$mode" = storm ]; }; then
     local te; te=$(now_ms)
     if as_user "$work/bin/rootemu" export --quiet "$d" -o "$work/runs/$id.tar" >> "$log" 2>&1; then
       printf 'export: %s ms, %s bytes\n' $(( $(now_ms) - te )) "$(stat -c %s "$work/runs/$id.tar")" >> "$log"
@@ -340,7 +349,46 @@ run_one() { # SUITE PKG MODE
 
 run_package() { # SUITE PKG: every mode, one after the other
   local m
-  for m in $modes; do run_one "$1" "$2" "$m"; done
+  for m in $modes; do
+    [ "$m" != storm ] || [[ " $storm_packages " == *" $2 "* ]] || continue
+    run_one "$1" "$2" "$m"
+  done
+}
+
+# storm_run DIR OUT APT...: the consistent install of DIR while the handler is SIGKILLed:
+# each time the test hook stops it between receiving a call and answering it, and at
+# random moments (its pid from the keeper's status, every 0.2-0.6 s). Writes to OUT the
+# kills at the hook, the random kills and the keeper's last status (JSON).
+storm_run() {
+  local d=$1 out=$2 ctl="$1.control" pid rc=0 hook=0 rnd=0 last="{}" p st h next
+  shift 2
+  as_user timeout -k 10 $RUN_TIMEOUT "${CMD_ENV[@]}" ROOTEMU_TEST_STOP_BEFORE_ANSWER="$STORM_EVERY" \
+    "$work/bin/rootemu" run --consistent --control "$ctl" --root "$d" -- "$@" &
+  pid=$!
+  local -A seen=()
+  next=$(( $(now_ms) + 300 ))
+  while kill -0 "$pid" 2>/dev/null; do
+    # A stopped handler: the only stopped process of the user running this rootemu.
+    for p in $(ps -u "$user" -o pid=,stat=,args= | awk -v c="$ctl" '$2 ~ /^T/ && index($0, c) { print $1 }'); do
+      kill -9 "$p" 2>/dev/null || true
+      if [ -z "${seen[$p]:-}" ]; then seen[$p]=1; hook=$((hook + 1)); fi
+    done
+    if [ "$(now_ms)" -ge "$next" ]; then
+      st=$(as_user timeout 5 "$work/bin/rootemu" supervisor status --control "$ctl" 2> /dev/null || true)
+      if [ -n "$st" ]; then
+        last=$st
+        h=$(printf '%s' "$st" | "$PY" -c 'import json, sys; print(json.load(sys.stdin).get("handler_pid", 0))')
+        if [ "$h" -gt 0 ] && [ $((RANDOM % 2)) = 0 ] && [ -z "${seen[$h]:-}" ]; then
+          kill -9 "$h" 2>/dev/null && { seen[$h]=1; rnd=$((rnd + 1)); }
+        fi
+      fi
+      next=$(( $(now_ms) + 200 + RANDOM % 400 ))
+    fi
+    sleep 0.01
+  done
+  wait "$pid" || rc=$?
+  printf '%s\t%s\t%s\n' "$hook" "$rnd" "$last" > "$out"
+  return $rc
 }
 
 # --- hard-case probes ---------------------------------------------------------------
@@ -460,7 +508,7 @@ compare() {
   fi
 }
 
-declare -A filesq exportq
+declare -A filesq exportq stormq
 for item in "${plan[@]}"; do
   set -- $item
   id="$1-$2"
@@ -479,6 +527,12 @@ for item in "${plan[@]}"; do
     exportq[$id]="n/a (an install failed)"
   else
     exportq[$id]="n/a (root and consistent modes not both run)"
+  fi
+  exp="$work/manifests/$id-consistent.tsv" storm="$work/manifests/$id-storm.tsv"
+  if [ -f "$exp" ] && [ -f "$storm" ]; then
+    compare /dev/null "$exp" "$storm" "$work/manifests/$id-storm.diff"; stormq[$id]=$cmp_out
+  elif [[ " $modes " == *" storm "* && " $storm_packages " == *" $2 "* ]]; then
+    stormq[$id]="NO: an install failed"
   fi
 done
 
@@ -612,6 +666,43 @@ cell() { # SUITE PKG MODE -> $cell_out (not a subshell: it appends to notes)
   echo
   print_diffs -consistent.diff
   echo
+  storm_rows=()
+  for item in "${plan[@]}"; do
+    set -- $item
+    [ -n "${stormq[$1-$2]:-}" ] && storm_rows+=("$1 $2")
+  done
+  if [ ${#storm_rows[@]} -gt 0 ]; then
+    echo "### The handler SIGKILLed during apt-get (storm mode)"
+    echo
+    echo "The hook stops the handler before answering every ${STORM_EVERY}th call and the run kills it there;"
+    echo "it is also killed at random moments. The export must equal the undisturbed consistent export."
+    echo
+    echo "| suite | package | kills between receive and answer | kills at random moments | calls replayed | answers to no one (lost or double) | takeover median / worst | export equal to the undisturbed one |"
+    echo "|---|---|---|---|---|---|---|---|"
+    kills=0
+    for item in "${storm_rows[@]}"; do
+      set -- $item
+      f="$work/runs/$1-$2-storm.storm"
+      if [ -f "$f" ]; then
+        IFS=$'\t' read -r hook rnd last < "$f"
+        stats=$(printf '%s' "$last" | "$PY" -c 'import json, sys
+s = json.load(sys.stdin); l = sorted(s.get("takeover_latencies_us", []))
+mid = f"{l[len(l) // 2] / 1000:.1f} / {l[-1] / 1000:.1f} ms" if l else "-"
+print(s.get("replayed", "-"), s.get("gone", "-"), mid, sep="\t")')
+        IFS=$'\t' read -r replayed gone lat <<< "$stats"
+      else
+        hook=0 rnd=0 replayed=- gone=- lat=-
+      fi
+      kills=$((kills + hook + rnd))
+      echo "| $1 | $2 | $hook | $rnd | $replayed | $gone | $lat | ${stormq[$1-$2]} |"
+      [[ ${stormq[$1-$2]} == yes* ]] || gate_fail+=("$1/$2: the storm run's export differs from the undisturbed one (${stormq[$1-$2]})")
+      [ "$gone" = 0 ] || gate_fail+=("$1/$2: the storm run answered no one $gone time(s) (lost or double answers)")
+    done
+    echo
+    echo "$kills kills in all."
+    [ "$kills" -ge 100 ] || gate_fail+=("storm: only $kills kills of the handler (need 100: lower STORM_EVERY)")
+    echo
+  fi
   total_s=$((($(now_ms) - t0) / 1000))
   echo "Time: ${total_s} s in all (setup ${setup_s} s: tools, cached roots, .debs; installs ${runs_s} s with $jobs job(s); probes ${probes_s:-0} s)."
   echo
