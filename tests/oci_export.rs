@@ -317,6 +317,9 @@ fn names_older_runtimes_reject_are_left_out_of_the_default_by_table_data() {
             ("x86_64.yaml", "rust_arches: [x86, x86_64]", "rust_arches: []"),
             ("x32.yaml", "rust_arches: [x86, x86_64]", "rust_arches: []"),
             ("i386.yaml", "rust_arches: [x86, x86_64]", "rust_arches: []"),
+            ("x86_64.yaml", "rust_native: [x86_64]", "rust_native: []"),
+            ("x32.yaml", "rust_native: [x86_64]", "rust_native: []"),
+            ("i386.yaml", "rust_native: [x86]", "rust_native: []"),
         ],
     );
     let t = none.to_str().unwrap();

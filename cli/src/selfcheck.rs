@@ -12,6 +12,11 @@
 //!    the program in memory.
 //! 5. With `--install`: installs the filter for real and checks that chown of an own file to
 //!    0:0 returns 0 and changes nothing (needs seccomp: not under qemu-user).
+//! 6. With `--consistent` (and `--install`): first runs itself under `rootemu run
+//!    --consistent` (user namespace, supervisor, the ABI's struct layouts) and checks that
+//!    `chown 0:50` then `stat` shows 0:50, and that `mknod c 1 3` then `stat` shows a char
+//!    device 1:3 with the requested mode (needs user namespaces and a TMPDIR with user
+//!    xattrs: tmpfs since Linux 6.6).
 //!
 //! Output: `CHECK <name> ok|FAIL <detail>` per check, then `RESULT <abi> <passed>/<total>`.
 
@@ -41,6 +46,13 @@ pub(crate) struct SelfcheckArgs {
     /// With --uid: the gid to drop to (default: the uid).
     #[arg(long, value_name = "GID", requires = "uid")]
     gid: Option<u32>,
+    /// With --install: also check consistent mode for real (chown and mknod, then stat,
+    /// under `rootemu run --consistent`).
+    #[arg(long, requires = "install")]
+    consistent: bool,
+    /// The consistent-mode probe `--consistent` runs under `rootemu run --consistent`.
+    #[arg(long, hide = true, conflicts_with = "install")]
+    consistent_probe: bool,
 }
 
 /// Counts and prints checks.
@@ -138,6 +150,9 @@ const PATH: u64 = 0x1000;
 
 /// Runs `rootemu selfcheck`.
 pub(crate) fn main(args: SelfcheckArgs) -> Result<u8, String> {
+    if args.consistent_probe {
+        return Ok(consistent_probe());
+    }
     // SAFETY: geteuid has no preconditions.
     if args.install && args.uid.is_none() && unsafe { libc::geteuid() } == 0 {
         return Err("selfcheck --install as root: give --uid UID to drop to (root's chown to 0:0 proves nothing)".into());
@@ -270,10 +285,104 @@ pub(crate) fn main(args: SelfcheckArgs) -> Result<u8, String> {
         // Its `unknown_abi: kill_process` would kill us at the next syscall.
         r.check("install", false, || format!("not installed: the filter does not cover {}", abi.name));
     } else if args.install {
-        install_checks(&mut r, &filter, args.uid.map(|u| (u, args.gid.unwrap_or(u))));
+        let drop_to = args.uid.map(|u| (u, args.gid.unwrap_or(u)));
+        if args.consistent {
+            consistent_checks(&mut r, drop_to);
+        }
+        install_checks(&mut r, &filter, drop_to);
     }
     outln!("RESULT {} {}/{}", abi.name, r.passed, r.total);
     Ok(u8::from(r.passed != r.total))
+}
+
+/// Runs this binary's consistent-mode probe under `rootemu run --consistent` (as the
+/// `drop_to` user when given) and adds its checks.
+fn consistent_checks(r: &mut Report, drop_to: Option<(u32, u32)>) {
+    use std::os::unix::process::CommandExt;
+    let exe = match std::fs::read_link("/proc/self/exe") {
+        Ok(p) => p,
+        Err(e) => {
+            r.check("consistent_run", false, || format!("cannot read /proc/self/exe: {e}"));
+            return;
+        }
+    };
+    let mut c = std::process::Command::new(&exe);
+    c.args(["run", "--consistent", "--"]).arg(&exe).args(["selfcheck", "--consistent-probe"]);
+    if let Some((uid, gid)) = drop_to {
+        // As root, std also drops the supplementary groups.
+        c.uid(uid).gid(gid);
+    }
+    let out = match c.output() {
+        Ok(o) => o,
+        Err(e) => {
+            r.check("consistent_run", false, || format!("cannot run {} run --consistent: {e}", exe.display()));
+            return;
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut seen = 0;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("CHECK ") else { continue };
+        let (name, verdict) = rest.split_once(' ').unwrap_or((rest, ""));
+        seen += 1;
+        r.check(name, verdict == "ok", || verdict.trim_start_matches("FAIL ").to_string());
+    }
+    r.check("consistent_run", out.status.success() && seen == CONSISTENT_PROBES, || {
+        let err = String::from_utf8_lossy(&out.stderr);
+        format!("{} ({seen} of {CONSISTENT_PROBES} checks): {}", out.status, err.lines().last().unwrap_or(""))
+    });
+}
+
+/// Checks of [`consistent_probe`].
+const CONSISTENT_PROBES: usize = 4;
+
+/// Inside `rootemu run --consistent`: chown then stat, mknod then stat, each through the
+/// supervisor. Prints `CHECK` lines; exit status 0 when all pass.
+fn consistent_probe() -> u8 {
+    let mut r = Report::default();
+    let errno = || std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("rootemu-selfcheck-consistent-{}", std::process::id()));
+    let file = dir.join("file");
+    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&file, b"x")) {
+        r.check("consistent_file", false, || format!("cannot create {}: {e}", file.display()));
+        return 1;
+    }
+    let cfile = CString::new(file.as_os_str().as_encoded_bytes()).expect("no NUL in a temp path");
+    let cnode = CString::new(dir.join("node").as_os_str().as_encoded_bytes()).expect("no NUL in a temp path");
+    // SAFETY: cfile is a valid C string.
+    let rc = unsafe { libc::chown(cfile.as_ptr(), 0, 50) };
+    let e = errno();
+    r.check("consistent_chown", rc == 0, || format!("chown 0:50: rc {rc}, {}", rootemu::install::errno_text(e)));
+    // std reads with statx; libc::stat with the ABI's own stat call (stat64, newfstatat, ...).
+    let std_owner = std::fs::metadata(&file).ok().map(|m| (m.uid(), m.gid()));
+    r.check("consistent_statx_owner", std_owner == Some((0, 50)), || format!("statx says {std_owner:?}, expected 0:50"));
+    // SAFETY: cfile is a valid C string; st is written by stat.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::stat(cfile.as_ptr(), &mut st) };
+    r.check("consistent_stat_owner", rc == 0 && (st.st_uid, st.st_gid) == (0, 50), || {
+        format!("stat: rc {rc}, owner {}:{}, expected 0:50", st.st_uid, st.st_gid)
+    });
+    // SAFETY: cnode is a valid C string.
+    let rc = unsafe { libc::mknod(cnode.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 3)) };
+    let e = errno();
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let src = if rc == 0 { unsafe { libc::lstat(cnode.as_ptr(), &mut st) } } else { -1 };
+    let (kind, mode, rdev) = (st.st_mode & libc::S_IFMT, st.st_mode & 0o7777, st.st_rdev);
+    r.check(
+        "consistent_mknod_stat",
+        rc == 0 && src == 0 && kind == libc::S_IFCHR && mode == 0o600 && (libc::major(rdev), libc::minor(rdev)) == (1, 3),
+        || {
+            format!(
+                "mknod c 1 3: rc {rc} ({}); lstat rc {src}: type {kind:o}, mode {mode:o}, rdev {}:{}",
+                rootemu::install::errno_text(e),
+                libc::major(rdev),
+                libc::minor(rdev)
+            )
+        },
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    u8::from(r.passed != r.total)
 }
 
 /// The ELF header facts that pick an ABI.

@@ -17,7 +17,9 @@
 #   rust-<k>-kernel  a Debian 6.1 kernel under qemu-system (the targets.tsv row named
 #                    below): /init (selfcheck-init.c) drops to 1000:1000 and execs
 #                    /rootemu selfcheck --install; armv7-on-arm64: the armv7 binary on the
-#                    arm64 kernel (compat)
+#                    arm64 kernel (compat); aarch64-6.12 and s390x-6.12: bookworm-backports'
+#                    6.12 kernel (tmpfs with user xattrs) and `selfcheck --install
+#                    --consistent`: consistent mode's supervisor on a real foreign kernel
 #   rust-i686-native on an x86_64 host: the i686 binary on the host kernel, --install
 #                    (as root with --uid 65534)
 # Exit status 0 when every row passes. Environment: MATRIX_WORK (default: a new temp dir),
@@ -27,7 +29,7 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-build=1 profile=dev install_flag='' only='' kernels=aarch64,armv7,armv7-on-arm64,i686,ppc64le,s390x
+build=1 profile=dev install_flag='' only='' kernels=aarch64,armv7,armv7-on-arm64,i686,ppc64le,s390x,aarch64-6.12,s390x-6.12
 while [ $# -gt 0 ]; do
   case $1 in
     --no-build) build=0 ;;
@@ -56,12 +58,14 @@ i686 i686-unknown-linux-gnu qemu-i386
 ppc64le powerpc64le-unknown-linux-gnu qemu-ppc64le
 s390x s390x-unknown-linux-gnu qemu-s390x"
 # kernel row, target name, targets.tsv row (kernel, machine, console, cross gcc for /init)
-kernel_rows="aarch64 aarch64 aarch64
-armv7 armv7 arm
-armv7-on-arm64 armv7 arm-on-arm64
-i686 i686 i386
-ppc64le ppc64le ppc64le
-s390x s390x s390x"
+kernel_rows="aarch64 aarch64 aarch64 6.1
+armv7 armv7 arm 6.1
+armv7-on-arm64 armv7 arm-on-arm64 6.1
+i686 i686 i386 6.1
+ppc64le ppc64le ppc64le 6.1
+s390x s390x s390x 6.1
+aarch64-6.12 aarch64 aarch64 6.12
+s390x-6.12 s390x s390x 6.12"
 selected() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
 in_list() { [[ ",$2," == *",$1,"* ]]; }
 
@@ -174,7 +178,7 @@ if selected i686 && [ "$(uname -m)" = x86_64 ]; then
 fi
 
 # 4. Real kernels: the targets.tsv row's kernel, machine and cross gcc.
-while read -r kname name tsv; do
+while read -r kname name tsv kver; do
   if ! selected "$name" || ! in_list "$kname" "$kernels"; then continue; fi
   row=rust-$kname-kernel
   triple=$(awk -v n="$name" '$1 == n { print $2 }' <<< "$targets")
@@ -188,9 +192,12 @@ while read -r kname name tsv; do
   "$cc" -O2 -static -Wall -o "$d/root/init" "$here/selfcheck-init.c" > "$d/build.log" 2>&1 ||
     { emit "$row" FAIL 0 0 0 "init build failed ($cc): see $d/build.log"; continue; }
   cp "$bin" "$d/root/rootemu"
-  (cd "$d/root" && printf 'init\nrootemu\n' | cpio -o -H newc --quiet | gzip -1 > "$d/initrd.gz") ||
+  files='init\nrootemu\n'
+  # A 6.12 kernel's tmpfs takes user xattrs: the consistent-mode checks run there too.
+  if [ "$kver" = 6.12 ]; then : > "$d/root/consistent"; files="${files}consistent\n"; fi
+  (cd "$d/root" && printf "$files" | cpio -o -H newc --quiet | gzip -1 > "$d/initrd.gz") ||
     { emit "$row" FAIL 0 0 0 "cpio failed"; continue; }
-  kernel=$("$here/fetch-kernel.sh" "$kflavour" "$karch" 2> "$d/kernel.log") ||
+  kernel=$("$here/fetch-kernel.sh" "$kflavour" "$karch" "$kver" 2> "$d/kernel.log") ||
     { emit "$row" FAIL 0 0 0 "kernel $kflavour:$karch not available: see $d/kernel.log"; continue; }
   start=$EPOCHREALTIME
   # shellcheck disable=SC2086

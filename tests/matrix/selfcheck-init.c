@@ -4,7 +4,8 @@
  *
  * Built statically with the target's cross gcc. pid 1 mounts devtmpfs, proc and a
  * tmpfs /tmp, opens /dev/console, forks a child that drops to 1000:1000 and execs
- * `/rootemu selfcheck --install`, then powers the machine off. The child's output
+ * `/rootemu selfcheck --install` (with `--consistent` when the initramfs has a file
+ * /consistent), then powers the machine off. The child's output
  * (`CHECK ...`, `RESULT <abi> <p>/<t>`) goes to the console; pid 1 adds
  * `MATRIX child exit N` or `MATRIX child killed by signal N`.
  */
@@ -35,7 +36,8 @@ int main(void)
             printf("MATRIX drop to %d:%d failed: %s\n", UID, GID, strerror(errno));
             _exit(111);
         }
-        char *argv[] = {"/rootemu", "selfcheck", "--install", NULL};
+        char *argv[] = {"/rootemu", "selfcheck", "--install", NULL, NULL};
+        if (access("/consistent", F_OK) == 0) argv[3] = "--consistent";
         char *envp[] = {"PATH=/", "TMPDIR=/tmp", NULL};
         execve(argv[0], argv, envp);
         printf("MATRIX exec /rootemu failed: %s\n", strerror(errno));

@@ -18,8 +18,14 @@ fn name(caller: &Caller, n: &Notified, args: &[u64; 6]) -> Result<String, Fail> 
     Ok(String::from_utf8_lossy(c.as_bytes()).into_owned())
 }
 
-fn kept(name: &str) -> bool {
-    record::KEPT_XATTRS.contains(&name)
+/// The name argument when it is one of the xattrs rootemu keeps; `None` for any other
+/// name (the kernel answers those). rootemu's own names fail with `own_errno`.
+fn kept_name_arg(caller: &Caller, n: &Notified, args: &[u64; 6], own_errno: i32) -> Result<Option<String>, Fail> {
+    let name = name(caller, n, args)?;
+    if record::is_own(name.as_bytes()) {
+        return Err(Fail::Errno(own_errno));
+    }
+    Ok(record::KEPT_XATTRS.contains(&name.as_str()).then_some(name))
 }
 
 /// Copies `value` to the caller's buffer with the xattr calls' size rules: size 0 asks for
@@ -38,13 +44,7 @@ fn give(caller: &Caller, n: &Notified, args: &[u64; 6], buf_role: Role, value: &
 
 /// `setxattr` family.
 pub(crate) fn set(caller: &Caller, n: &Notified, args: &[u64; 6], cx: &Cx) -> Result<Answer, Fail> {
-    let name = name(caller, n, args)?;
-    if record::is_own(name.as_bytes()) {
-        return Err(Fail::Errno(libc::EPERM));
-    }
-    if !kept(&name) {
-        return Ok(Answer::Continue);
-    }
+    let Some(name) = kept_name_arg(caller, n, args, libc::EPERM)? else { return Ok(Answer::Continue) };
     let size = n.arg(Role::XattrSize, args).unwrap_or(0) as usize;
     if size > XATTR_SIZE_MAX {
         return Err(Fail::Errno(libc::E2BIG));
@@ -121,13 +121,7 @@ fn follow_acl_mode(t: &Target, acl: &[u8]) -> Result<(), Fail> {
 
 /// `getxattr` family.
 pub(crate) fn get(caller: &Caller, n: &Notified, args: &[u64; 6]) -> Result<Answer, Fail> {
-    let name = name(caller, n, args)?;
-    if record::is_own(name.as_bytes()) {
-        return Err(Fail::Errno(libc::ENODATA));
-    }
-    if !kept(&name) {
-        return Ok(Answer::Continue);
-    }
+    let Some(name) = kept_name_arg(caller, n, args, libc::ENODATA)? else { return Ok(Answer::Continue) };
     let t = Target::resolve(caller, n, args)?;
     match get_xattr(&fd_path(&t.fd), &record::kept_name(&name))? {
         Some(v) => give(caller, n, args, Role::XattrValue, &v),
@@ -159,7 +153,7 @@ pub(crate) fn list(caller: &Caller, n: &Notified, args: &[u64; 6]) -> Result<Ans
     let mut out = Vec::new();
     for s in &names {
         let shown: Option<&[u8]> = match s.strip_prefix(record::OWN_PREFIX.as_bytes()) {
-            Some(k) if kept(&String::from_utf8_lossy(k)) && !names.contains(&k) => Some(k),
+            Some(k) if record::KEPT_XATTRS.contains(&String::from_utf8_lossy(k).as_ref()) && !names.contains(&k) => Some(k),
             _ if record::is_own(s) => None,
             _ => Some(s),
         };
@@ -173,13 +167,7 @@ pub(crate) fn list(caller: &Caller, n: &Notified, args: &[u64; 6]) -> Result<Ans
 
 /// `removexattr` family.
 pub(crate) fn remove(caller: &Caller, n: &Notified, args: &[u64; 6], cx: &Cx) -> Result<Answer, Fail> {
-    let name = name(caller, n, args)?;
-    if record::is_own(name.as_bytes()) {
-        return Err(Fail::Errno(libc::ENODATA));
-    }
-    if !kept(&name) {
-        return Ok(Answer::Continue);
-    }
+    let Some(name) = kept_name_arg(caller, n, args, libc::ENODATA)? else { return Ok(Answer::Continue) };
     let t = Target::resolve(caller, n, args)?;
     let p = fd_path(&t.fd);
     let own = record::kept_name(&name);
