@@ -289,6 +289,38 @@ fn a_full_disk_or_no_user_xattrs_is_a_clear_error() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("file system is full"), "{}", output_text(&o));
 }
 
+/// The handler dies right after the kernel handed it a call, before it could journal it
+/// (the test hook `ROOTEMU_TEST_DIE_AFTER_RECEIVE`, every 29th call): the kernel never
+/// hands that call out again, so only the receive buffer in the journal's page saves it;
+/// the build completes with the records of an undisturbed run.
+#[test]
+fn a_handler_killed_right_after_receiving_loses_nothing() {
+    let Some(env) = env() else { return };
+    if !need("setfacl", "sets ACLs (package acl)") {
+        return;
+    }
+    let want = undisturbed(env);
+    let (mut child, w, sock) = start(env, "die-after-receive", &[("ROOTEMU_TEST_DIE_AFTER_RECEIVE", "29")], &env.bin);
+    let t0 = Instant::now();
+    let mut last = None;
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > Duration::from_secs(300) {
+            let _ = child.kill();
+            panic!("the build hangs: a call the dead handler received was lost; {last:?}");
+        }
+        if let Some(st) = status(env, &sock) {
+            last = Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert_eq!(std::fs::read_to_string(w.join("listing")).unwrap(), want);
+    let st = last.expect("the keeper answered status");
+    assert!(st["takeovers"].as_u64().unwrap_or(0) >= 10, "the handler died too rarely: {st}");
+    no_process_left(env);
+}
+
 /// The caller dies while its call is being handled (the handler stops at the hook before
 /// every call; the test kills the `chown 0:50 f` caller there, then lets the handler go
 /// on): the dead call changes nothing, its answer reaches nobody, later calls are served.

@@ -6,6 +6,11 @@
 //! (mknod, an xattr created or removed), it leaves a `note` before its one mutation, which
 //! tells a replay that the mutation was done. The handler is single-threaded: one slot.
 //!
+//! The kernel itself writes each received call into the page: `SECCOMP_IOCTL_NOTIF_RECV`
+//! fills a buffer there, so a handler killed after the kernel handed it a call but before
+//! it journaled it leaves the call in the page all the same (the kernel never hands a call
+//! out twice: without this, that call's caller would wait forever).
+//!
 //! The page also counts what happened (received, answered, replayed, ...), for
 //! `rootemu supervisor status` and the tests.
 
@@ -37,7 +42,12 @@ struct Page {
     counts: [AtomicU64; COUNTS],
     /// CLOCK_MONOTONIC ns when the current handler became ready.
     ready_ns: AtomicU64,
+    /// The `struct seccomp_notif` the kernel writes the last received call into.
+    recv: [AtomicU64; RECV_WORDS],
 }
+
+/// 64-bit words of a `struct seccomp_notif` (80 bytes).
+const RECV_WORDS: usize = std::mem::size_of::<libc::seccomp_notif>().div_ceil(8);
 
 /// What the journal counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +108,30 @@ impl Journal {
     /// The memfd, for passing to a handler.
     pub fn fd(&self) -> &OwnedFd {
         &self.fd
+    }
+
+    /// The buffer the next `SECCOMP_IOCTL_NOTIF_RECV` fills, zeroed as the kernel requires.
+    /// Call only once the call it held before has been journaled (or was never there).
+    pub(crate) fn recv_buffer(&self) -> *mut libc::seccomp_notif {
+        for w in &self.page.recv {
+            w.store(0, Ordering::Relaxed);
+        }
+        std::sync::atomic::fence(Ordering::SeqCst);
+        self.page.recv.as_ptr() as *mut libc::seccomp_notif
+    }
+
+    /// The call the kernel last wrote into the receive buffer, if any: one a dead handler
+    /// received and perhaps never journaled.
+    pub(crate) fn last_received(&self) -> Option<Request> {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let mut bytes = [0u8; RECV_WORDS * 8];
+        for (chunk, w) in bytes.chunks_exact_mut(8).zip(&self.page.recv) {
+            chunk.copy_from_slice(&w.load(Ordering::Relaxed).to_ne_bytes());
+        }
+        // SAFETY: `bytes` holds at least a seccomp_notif (plain integers: any bits are
+        // valid); read_unaligned copies it out.
+        let n: libc::seccomp_notif = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+        (n.id != 0).then_some(Request { id: n.id, pid: n.pid, nr: n.data.nr, arch: n.data.arch, args: n.data.args })
     }
 
     /// Writes a received call, before it is acted on.

@@ -86,6 +86,9 @@ pub struct Handler {
     /// Test hook (`ROOTEMU_TEST_STOP_BEFORE_ANSWER=N`): stop (SIGSTOP) after journaling
     /// every N-th call, before answering it, for fault-injection tests to kill it there.
     stop_every: u64,
+    /// Test hook (`ROOTEMU_TEST_DIE_AFTER_RECEIVE=N`): die (SIGKILL) right after the kernel
+    /// hands over every N-th call, before journaling it.
+    die_every: u64,
     /// Test hook (`ROOTEMU_TEST_UNREACHABLE=NAME`): calls of syscall NAME fail as if the
     /// caller's memory were out of reach (ptrace rules, an LSM), for the fault tests.
     unreachable: Option<String>,
@@ -106,8 +109,9 @@ impl Handler {
         }
         unotify::set_sync_wake_up(listener.as_fd());
         let stop_every = std::env::var("ROOTEMU_TEST_STOP_BEFORE_ANSWER").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let die_every = std::env::var("ROOTEMU_TEST_DIE_AFTER_RECEIVE").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
         let unreachable = std::env::var("ROOTEMU_TEST_UNREACHABLE").ok();
-        Ok(Handler { listener, table, journal, proc_dir, root: None, warned: false, stop_every, unreachable })
+        Ok(Handler { listener, table, journal, proc_dir, root: None, warned: false, stop_every, die_every, unreachable })
     }
 
     /// The listener.
@@ -121,11 +125,17 @@ impl Handler {
         self.take_over()?;
         self.journal.ready();
         loop {
-            let req = match unotify::receive(self.listener.as_fd()) {
+            let buf = self.journal.recv_buffer();
+            // SAFETY: the journal's receive buffer, zeroed, lives as long as the process.
+            let req = match unsafe { unotify::receive(self.listener.as_fd(), buf) } {
                 Ok(Some(r)) => r,
                 Ok(None) => continue,
                 Err(e) => return Err(SuperviseError::Listener(e)),
             };
+            if self.die_every > 0 && (self.journal.get(Count::Received) + 1) % self.die_every == 0 {
+                // SAFETY: raise with a signal number.
+                unsafe { libc::raise(libc::SIGKILL) };
+            }
             self.journal.begin(&req);
             if self.stop_every > 0 && self.journal.get(Count::Received) % self.stop_every == 0 {
                 // SAFETY: raise with a signal number.
@@ -139,6 +149,17 @@ impl Handler {
     /// A call left in flight by a dead handler: answered once, if its caller still waits
     /// (with the answer that handler decided, or by handling it again: idempotent).
     fn take_over(&mut self) -> Result<(), SuperviseError> {
+        // A call the kernel handed the dead handler that it did not journal: it did nothing
+        // for it yet, and the kernel will not hand it out again. Handle it now.
+        let journaled = self.journal.in_flight().map(|(r, ..)| r.id);
+        if let Some(req) = self.journal.last_received().filter(|r| journaled != Some(r.id)) {
+            if unotify::id_valid(self.listener.as_fd(), req.id) {
+                self.journal.begin(&req);
+                let a = self.handle(&req, None);
+                self.journal.count(Count::Replayed);
+                return self.finish(&req, a);
+            }
+        }
         let Some((req, note, decided)) = self.journal.in_flight() else { return Ok(()) };
         if !unotify::id_valid(self.listener.as_fd(), req.id) {
             self.journal.count(Count::ReplaySkipped);

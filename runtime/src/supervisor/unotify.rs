@@ -45,13 +45,16 @@ pub fn set_sync_wake_up(listener: BorrowedFd) {
     unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS as _, FD_SYNC_WAKE_UP) };
 }
 
-/// Waits for the next call. `Ok(None)`: the wait was interrupted by a signal, or the
-/// notification vanished (its caller died) before it could be read; try again.
-pub fn receive(listener: BorrowedFd) -> io::Result<Option<Request>> {
-    // SAFETY: all-zero is a valid seccomp_notif, and RECV requires it zeroed.
-    let mut n: libc::seccomp_notif = unsafe { std::mem::zeroed() };
-    // SAFETY: the kernel fills `n`, which outlives the call.
-    let rc = unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV as _, &mut n) };
+/// Waits for the next call, which the kernel writes into `buf` (the journal's receive
+/// buffer: it outlives a handler killed right after the kernel handed it the call).
+/// `Ok(None)`: the wait was interrupted by a signal, or the notification vanished (its
+/// caller died) before it could be read; try again.
+///
+/// # Safety
+/// `buf` must be valid for writes of a `seccomp_notif` and zeroed (RECV requires it).
+pub unsafe fn receive(listener: BorrowedFd, buf: *mut libc::seccomp_notif) -> io::Result<Option<Request>> {
+    // SAFETY: the caller guarantees `buf`; the kernel fills it.
+    let rc = unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV as _, buf) };
     if rc != 0 {
         let e = io::Error::last_os_error();
         return match e.raw_os_error() {
@@ -59,6 +62,8 @@ pub fn receive(listener: BorrowedFd) -> io::Result<Option<Request>> {
             _ => Err(e),
         };
     }
+    // SAFETY: the kernel wrote a whole seccomp_notif there; read it out by value.
+    let n = unsafe { std::ptr::read_volatile(buf) };
     Ok(Some(Request { id: n.id, pid: n.pid, nr: n.data.nr, arch: n.data.arch, args: n.data.args }))
 }
 
