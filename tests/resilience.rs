@@ -322,6 +322,44 @@ fn a_handler_killed_right_after_receiving_loses_nothing() {
     no_process_left(env, &sock);
 }
 
+/// Ctrl-C of the whole run (SIGINT to its process group) while a call waits for a
+/// handler that does not answer (stopped at the test hook): the waiting caller still dies
+/// (a default-fatal signal; `WAIT_KILLABLE_RECV`), the run ends as `unshare -r` would
+/// (status 130 or death by SIGINT), and no process of it is left, the stopped handler
+/// included.
+#[test]
+fn ctrl_c_ends_a_run_whose_handler_does_not_answer() {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let Some(env) = env() else { return };
+    let w = env.workdir("ctrl-c");
+    let sock = env.workdir("ctrl-c-control").join("socket");
+    let mut c = env.as_user(&w, &[env.bin.to_str().unwrap(), "run", "--consistent", "--control", sock.to_str().unwrap(), "--", "sh", "-c", WORKLOAD]);
+    let mut child = c.env("ROOTEMU_TEST_STOP_BEFORE_ANSWER", "40").process_group(0).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let t0 = Instant::now();
+    let stopped = loop {
+        let o = Command::new("pgrep").args(["-r", "T", "-u", &env.uid.to_string(), "-f", sock.to_str().unwrap()]).output().unwrap();
+        if let Some(pid) = String::from_utf8_lossy(&o.stdout).lines().next().and_then(|l| l.trim().parse::<i32>().ok()) {
+            break pid;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before its handler stopped");
+        assert!(t0.elapsed() < Duration::from_secs(60), "the handler never stopped at the hook");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    // SAFETY: signalling the process group of the run we started.
+    assert_eq!(unsafe { libc::killpg(child.id() as i32, libc::SIGINT) }, 0);
+    let t1 = Instant::now();
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(t1.elapsed() < Duration::from_secs(10), "the run does not end after SIGINT (handler {stopped} stopped)");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(st.code() == Some(130) || st.signal() == Some(libc::SIGINT), "{st:?}");
+    eprintln!("ctrl-c: handler {stopped} stopped at the hook; the run ended {} ms after SIGINT: {st:?}", t1.elapsed().as_millis());
+    no_process_left(env, &sock);
+}
+
 /// The caller dies while its call is being handled (the handler stops at the hook before
 /// every call; the test kills the `chown 0:50 f` caller there, then lets the handler go
 /// on): the dead call changes nothing, its answer reaches nobody, later calls are served.
