@@ -63,27 +63,22 @@ impl FilterInputs {
             (Some(tables), Some(policy)) => Filter::build(&Inputs { tables, policy, abis: &self.abis }),
             (tables, policy) => {
                 let (bundled_tables, bundled_policy) = bundled_files(&self.bundled_policy);
-                let dir_texts = match tables {
-                    Some(dir) => {
-                        let mut texts = files::yaml_texts(dir).map_err(|e| e.to_string())?;
-                        let (shared, unread) = rootemu_codegen::table::shared_texts(dir);
-                        unread.into_result(()).map_err(|e| e.to_string())?;
-                        texts.extend(shared);
-                        texts
-                    }
-                    None => Vec::new(),
-                };
-                let tables: Vec<(&Path, &str)> = match tables {
-                    // A directory of ABI files only gets the bundled shared files (syscall
-                    // signatures, struct layouts), as it gets the bundled policy.
-                    Some(_) if !dir_texts.iter().any(|(p, _)| rootemu_codegen::shared::Shared::is_shared_file(p)) => dir_texts
-                        .iter()
-                        .map(|(p, t)| (p.as_path(), t.as_str()))
-                        .chain(bundled_tables.iter().filter(|(p, _)| rootemu_codegen::shared::Shared::is_shared_file(p)).map(|(p, t)| (p.as_path(), *t)))
-                        .collect(),
-                    Some(_) => dir_texts.iter().map(|(p, t)| (p.as_path(), t.as_str())).collect(),
-                    None => bundled_tables.iter().map(|(p, t)| (p.as_path(), *t)).collect(),
-                };
+                let is_shared = |p: &Path| rootemu_codegen::shared::Shared::is_shared_file(p);
+                let mut dir_texts = Vec::new();
+                if let Some(dir) = tables {
+                    dir_texts = files::yaml_texts(dir).map_err(|e| e.to_string())?;
+                    let (shared, unread) = rootemu_codegen::table::shared_texts(dir);
+                    unread.into_result(()).map_err(|e| e.to_string())?;
+                    dir_texts.extend(shared);
+                }
+                let mut tables: Vec<(&Path, &str)> = dir_texts.iter().map(|(p, t)| (p.as_path(), t.as_str())).collect();
+                // No --tables: every bundled table file. A directory of ABI files only gets
+                // the bundled shared files (syscall signatures, struct layouts), as it gets
+                // the bundled policy.
+                let whole = tables.is_empty();
+                if whole || !tables.iter().any(|(p, _)| is_shared(p)) {
+                    tables.extend(bundled_tables.iter().filter(|(p, _)| whole || is_shared(p)).map(|(p, t)| (p.as_path(), *t)));
+                }
                 let policy_text = match policy {
                     Some(p) => Some((p.clone(), files::read_yaml(p, "policy").map_err(|e| e.to_string())?)),
                     None => None,
