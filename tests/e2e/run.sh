@@ -677,6 +677,8 @@ cell() { # SUITE PKG MODE -> $cell_out (not a subshell: it appends to notes)
     echo "The hook stops the handler before answering every ${STORM_EVERY}th call and the run kills it there;"
     echo "it is also killed at random moments. The export must equal the undisturbed consistent export."
     echo
+    echo "Replays, answers to no one and takeovers are the keeper's counts at the last status read (up to 0.6 s before the end)."
+    echo
     echo "| suite | package | kills between receive and answer | kills at random moments | calls replayed | answers to no one (lost or double) | takeover median / worst | export equal to the undisturbed one |"
     echo "|---|---|---|---|---|---|---|---|"
     kills=0
