@@ -15,6 +15,13 @@ fn env() -> Option<&'static UserEnv> {
     ENV.get_or_init(|| UserEnv::new("resilience-tests")).as_ref()
 }
 
+/// One test at a time: they kill and stop processes of the same test user (a stopped
+/// handler, a `chown` caller), which must be their own run's.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Chowns, chmods, device nodes, symlinks, FIFOs (10 per directory: their records share
 /// the directory's xattr space) and ACLs, then every file's record as the build sees it
 /// (stat through the supervisor), in `listing`.
@@ -168,6 +175,7 @@ fn no_process_left(env: &UserEnv, sock: &Path) {
 /// hangs, no answer is lost or sent twice.
 #[test]
 fn killing_the_handler_loses_nothing_and_hangs_nothing() {
+    let _serial = serial();
     let Some(env) = env() else { return };
     if !need("setfacl", "sets ACLs (package acl)") {
         return;
@@ -198,6 +206,7 @@ fn killing_the_handler_loses_nothing_and_hangs_nothing() {
 /// of `scripts/build`, when the suite has built it): the build completes, same records.
 #[test]
 fn upgrading_the_handler_mid_run_changes_nothing() {
+    let _serial = serial();
     let Some(env) = env() else { return };
     let dist = std::env::var_os("ROOTEMU").map(PathBuf::from).unwrap_or_else(|| rootemu_tests::workspace().join("target/dist/rootemu"));
     if !rootemu_tests::need_path(&dist, "the static release build (scripts/build) to upgrade to") {
@@ -262,6 +271,7 @@ fn consistent(env: &UserEnv, cwd: &Path, script: &str, extra: &[(&str, &str)]) -
 /// once, and nothing is half-written (the file keeps its old owner).
 #[test]
 fn a_full_disk_or_no_user_xattrs_is_a_clear_error() {
+    let _serial = serial();
     let Some(env) = env() else { return };
     let ramfs = Mounted::new(env, "ramfs", &["-t", "ramfs", "ramfs"]);
     let o = consistent(env, &ramfs.0, "touch f; chown 0:50 f; echo rc=$?; stat -c %u:%g f", &[]);
@@ -296,6 +306,7 @@ fn a_full_disk_or_no_user_xattrs_is_a_clear_error() {
 /// the build completes with the records of an undisturbed run.
 #[test]
 fn a_handler_killed_right_after_receiving_loses_nothing() {
+    let _serial = serial();
     let Some(env) = env() else { return };
     if !need("setfacl", "sets ACLs (package acl)") {
         return;
@@ -329,6 +340,7 @@ fn a_handler_killed_right_after_receiving_loses_nothing() {
 /// included.
 #[test]
 fn ctrl_c_ends_a_run_whose_handler_does_not_answer() {
+    let _serial = serial();
     use std::os::unix::process::{CommandExt, ExitStatusExt};
     let Some(env) = env() else { return };
     let w = env.workdir("ctrl-c");
@@ -365,6 +377,7 @@ fn ctrl_c_ends_a_run_whose_handler_does_not_answer() {
 /// on): the dead call changes nothing, its answer reaches nobody, later calls are served.
 #[test]
 fn a_caller_that_dies_mid_call_changes_nothing() {
+    let _serial = serial();
     let Some(env) = env() else { return };
     let w = env.workdir("caller-dies");
     let sock = env.workdir("caller-dies-control").join("socket");
@@ -410,6 +423,7 @@ fn a_caller_that_dies_mid_call_changes_nothing() {
 /// and rootemu says so once.
 #[test]
 fn a_caller_out_of_reach_is_a_clear_error() {
+    let _serial = serial();
     let Some(env) = env() else { return };
     let w = env.workdir("unreachable");
     let o = consistent(env, &w, "touch f; chown 0:50 f; echo rc=$?; chown 0:51 f; echo rc=$?", &[("ROOTEMU_TEST_UNREACHABLE", "fchownat")]);
