@@ -356,8 +356,9 @@ fn consistent_probe() -> u8 {
     // std reads with statx; libc::stat with the ABI's own stat call (stat64, newfstatat, ...).
     let std_owner = std::fs::metadata(&file).ok().map(|m| (m.uid(), m.gid()));
     r.check("consistent_statx_owner", std_owner == Some((0, 50)), || format!("statx says {std_owner:?}, expected 0:50"));
-    // SAFETY: cfile is a valid C string; st is written by stat.
+    // SAFETY: all-zero is a valid struct stat.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: cfile is a valid C string; stat writes `st`.
     let rc = unsafe { libc::stat(cfile.as_ptr(), &mut st) };
     r.check("consistent_stat_owner", rc == 0 && (st.st_uid, st.st_gid) == (0, 50), || {
         format!("stat: rc {rc}, owner {}:{}, expected 0:50", st.st_uid, st.st_gid)
@@ -365,8 +366,9 @@ fn consistent_probe() -> u8 {
     // SAFETY: cnode is a valid C string.
     let rc = unsafe { libc::mknod(cnode.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 3)) };
     let e = errno();
+    // SAFETY: all-zero is a valid struct stat.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
+    // SAFETY: cnode is a valid C string; lstat writes `st`.
     let src = if rc == 0 { unsafe { libc::lstat(cnode.as_ptr(), &mut st) } } else { -1 };
     let (kind, mode, rdev) = (st.st_mode & libc::S_IFMT, st.st_mode & 0o7777, st.st_rdev);
     r.check(
