@@ -43,7 +43,8 @@ for i in $(seq 10 10 60); do getfacl -cn f$i | grep -x "group:$((i + 1000)):r--"
 fn start(env: &UserEnv, name: &str, extra_env: &[(&str, &str)], bin: &Path) -> (Child, PathBuf, PathBuf) {
     let w = env.workdir(name);
     let sock = env.workdir(&format!("{name}-control")).join("socket");
-    let mut c = env.as_user(&w, &[bin.to_str().unwrap(), "run", "--consistent", "--control", sock.to_str().unwrap(), "--", "sh", "-c", WORKLOAD]);
+    let mut c =
+        env.as_user(&w, &[bin.to_str().unwrap(), "run", "--consistent", "--control", sock.to_str().unwrap(), "--", "sh", "-c", WORKLOAD]);
     for (k, v) in extra_env {
         c.env(k, v);
     }
@@ -219,7 +220,11 @@ fn upgrading_the_handler_mid_run_changes_nothing() {
     let mut upgrades = Vec::new();
     while upgrades.len() < 3 && child_running(&child) {
         std::thread::sleep(Duration::from_millis(300));
-        let o = env.as_user(Path::new("/"), &[env.bin.to_str().unwrap(), "supervisor", "upgrade", "--control", sock.to_str().unwrap(), other.to_str().unwrap()])
+        let o = env
+            .as_user(
+                Path::new("/"),
+                &[env.bin.to_str().unwrap(), "supervisor", "upgrade", "--control", sock.to_str().unwrap(), other.to_str().unwrap()],
+            )
             .output()
             .unwrap();
         if o.status.success() {
@@ -345,8 +350,10 @@ fn ctrl_c_ends_a_run_whose_handler_does_not_answer() {
     let Some(env) = env() else { return };
     let w = env.workdir("ctrl-c");
     let sock = env.workdir("ctrl-c-control").join("socket");
-    let mut c = env.as_user(&w, &[env.bin.to_str().unwrap(), "run", "--consistent", "--control", sock.to_str().unwrap(), "--", "sh", "-c", WORKLOAD]);
-    let mut child = c.env("ROOTEMU_TEST_STOP_BEFORE_ANSWER", "40").process_group(0).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut c = env
+        .as_user(&w, &[env.bin.to_str().unwrap(), "run", "--consistent", "--control", sock.to_str().unwrap(), "--", "sh", "-c", WORKLOAD]);
+    let mut child =
+        c.env("ROOTEMU_TEST_STOP_BEFORE_ANSWER", "40").process_group(0).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let t0 = Instant::now();
     let stopped = loop {
         let o = Command::new("pgrep").args(["-r", "T", "-u", &env.uid.to_string(), "-f", sock.to_str().unwrap()]).output().unwrap();
@@ -382,7 +389,8 @@ fn a_caller_that_dies_mid_call_changes_nothing() {
     let w = env.workdir("caller-dies");
     let sock = env.workdir("caller-dies-control").join("socket");
     let script = "touch f g; chown 0:50 f; chown 0:60 g; stat -c %u:%g f g";
-    let mut c = env.as_user(&w, &[env.bin.to_str().unwrap(), "run", "--consistent", "--control", sock.to_str().unwrap(), "--", "sh", "-c", script]);
+    let mut c =
+        env.as_user(&w, &[env.bin.to_str().unwrap(), "run", "--consistent", "--control", sock.to_str().unwrap(), "--", "sh", "-c", script]);
     let mut child = c.env("ROOTEMU_TEST_STOP_BEFORE_ANSWER", "1").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let (t0, mut killed, mut gone) = (Instant::now(), false, 0);
     while child.try_wait().unwrap().is_none() {

@@ -118,12 +118,7 @@ fn print_text(path: &str, found: &Found) {
         outln!("{path}: no {SECTION} section: no rootemu filter embedded");
         return;
     };
-    outln!(
-        "{path}: {}-bit {}-endian ELF, {} filter(s) in {SECTION}",
-        found.bits,
-        if found.big { "big" } else { "little" },
-        filters.len()
-    );
+    outln!("{path}: {}-bit {}-endian ELF, {} filter(s) in {SECTION}", found.bits, if found.big { "big" } else { "little" }, filters.len());
     for (i, c) in filters.iter().enumerate() {
         let r = &c.record;
         outln!(

@@ -38,9 +38,9 @@ impl Row {
     pub fn id16(&self, compat: bool) -> bool {
         self.entry_point(compat).is_some_and(|e| {
             let base = e.strip_prefix("compat_").unwrap_or(e);
-            base.strip_prefix("sys_").and_then(|b| b.strip_suffix("16")).is_some_and(|b| {
-                b == self.name || b.strip_suffix(self.name.as_str()).is_some_and(|arch| arch.ends_with('_'))
-            })
+            base.strip_prefix("sys_")
+                .and_then(|b| b.strip_suffix("16"))
+                .is_some_and(|b| b == self.name || b.strip_suffix(self.name.as_str()).is_some_and(|arch| arch.ends_with('_')))
         })
     }
 
@@ -172,7 +172,11 @@ mod tests {
         let a = import(text, &["i386"]).unwrap();
         assert_eq!(a.id16.iter().map(String::as_str).collect::<Vec<_>>(), ["getuid", "lchown", "setuid"]);
         let mut errors = Errors::default();
-        let rows = parse(Path::new("k/syscall.tbl"), "16\tcommon\tlchown\tsys_lchown\tcompat_sys_s390_lchown16\n95\tcommon\tfchown\tsys_fchown\tcompat_sys_s390_chown16\n182\tcommon\tchown\tsys_chown\tcompat_sys_chown16\n", &mut errors);
+        let rows = parse(
+            Path::new("k/syscall.tbl"),
+            "16\tcommon\tlchown\tsys_lchown\tcompat_sys_s390_lchown16\n95\tcommon\tfchown\tsys_fchown\tcompat_sys_s390_chown16\n182\tcommon\tchown\tsys_chown\tcompat_sys_chown16\n",
+            &mut errors,
+        );
         let mut out = Imported::default();
         select(Path::new("k/syscall.tbl"), &rows, &["common".to_string()], true, &mut out, &mut errors);
         assert_eq!(out.id16.iter().map(String::as_str).collect::<Vec<_>>(), ["chown", "lchown"]);

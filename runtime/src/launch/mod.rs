@@ -125,10 +125,7 @@ pub fn run(opts: &LaunchOptions) -> Result<Outcome, LaunchError> {
     // Consistent mode: the keeper starts now, in the user namespace but still in the host's
     // mount and PID namespaces (its handlers resolve callers through the host's /proc).
     let mut keeper = match opts.filter.as_ref().filter(|f| !f.notified.is_empty()) {
-        Some(f) => Some(
-            Keeper::start(f.notified, f.program, opts.control.as_deref())
-                .map_err(|e| LaunchError::Supervisor(e.to_string()))?,
-        ),
+        Some(f) => Some(Keeper::start(f.notified, f.program, opts.control.as_deref()).map_err(|e| LaunchError::Supervisor(e.to_string()))?),
         None => None,
     };
     let mut cmd = exec::Command {

@@ -200,10 +200,15 @@ impl Target {
 
     /// One line on stderr per cause (a full disk, a file system without user xattrs).
     fn explain(&self, e: i32) {
-        static SAID: [std::sync::atomic::AtomicBool; 3] =
-            [std::sync::atomic::AtomicBool::new(false), std::sync::atomic::AtomicBool::new(false), std::sync::atomic::AtomicBool::new(false)];
+        static SAID: [std::sync::atomic::AtomicBool; 3] = [
+            std::sync::atomic::AtomicBool::new(false),
+            std::sync::atomic::AtomicBool::new(false),
+            std::sync::atomic::AtomicBool::new(false),
+        ];
         let (i, why) = match e {
-            libc::EOPNOTSUPP => (0, "the file system does not keep user xattrs (or birth times) there, where consistent mode keeps its records"),
+            libc::EOPNOTSUPP => {
+                (0, "the file system does not keep user xattrs (or birth times) there, where consistent mode keeps its records")
+            }
             libc::E2BIG => (2, "the file's xattrs are full"),
             _ => (1, "the file system is full"),
         };
