@@ -151,7 +151,8 @@ impl Handler {
     fn take_over(&mut self) -> Result<(), SuperviseError> {
         // A call the kernel handed the dead handler that it did not journal: it did nothing
         // for it yet, and the kernel will not hand it out again. Handle it now.
-        let journaled = self.journal.in_flight().map(|(r, ..)| r.id);
+        let in_flight = self.journal.in_flight();
+        let journaled = in_flight.map(|(r, ..)| r.id);
         if let Some(req) = self.journal.last_received().filter(|r| journaled != Some(r.id)) {
             if unotify::id_valid(self.listener.as_fd(), req.id) {
                 self.journal.begin(&req);
@@ -160,7 +161,7 @@ impl Handler {
                 return self.finish(&req, a);
             }
         }
-        let Some((req, note, decided)) = self.journal.in_flight() else { return Ok(()) };
+        let Some((req, note, decided)) = in_flight else { return Ok(()) };
         if !unotify::id_valid(self.listener.as_fd(), req.id) {
             self.journal.count(Count::ReplaySkipped);
             self.journal.clear();
