@@ -41,15 +41,30 @@ for i in $(seq 10 10 60); do getfacl -cn f$i | grep -x "group:$((i + 1000)):r--"
 /// `rootemu run --consistent --control SOCK -- sh -c WORKLOAD` in a fresh directory, as the
 /// test user, in the background.
 fn start(env: &UserEnv, name: &str, extra_env: &[(&str, &str)], bin: &Path) -> (Child, PathBuf, PathBuf) {
-    let w = env.workdir(name);
+    start_in(env, name, &env.workdir(name), &[], WORKLOAD, extra_env, bin)
+}
+
+/// `rootemu run --consistent --control SOCK ARGS -- sh -c SCRIPT` in `cwd`, as the test
+/// user, in the background.
+fn start_in(
+    env: &UserEnv,
+    name: &str,
+    cwd: &Path,
+    args: &[&str],
+    script: &str,
+    extra_env: &[(&str, &str)],
+    bin: &Path,
+) -> (Child, PathBuf, PathBuf) {
     let sock = env.workdir(&format!("{name}-control")).join("socket");
-    let mut c =
-        env.as_user(&w, &[bin.to_str().unwrap(), "run", "--consistent", "--control", sock.to_str().unwrap(), "--", "sh", "-c", WORKLOAD]);
+    let mut argv = vec![bin.to_str().unwrap(), "run", "--consistent", "--control", sock.to_str().unwrap()];
+    argv.extend_from_slice(args);
+    argv.extend(["--", "sh", "-c", script]);
+    let mut c = env.as_user(cwd, &argv);
     for (k, v) in extra_env {
         c.env(k, v);
     }
     let child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    (child, w, sock)
+    (child, cwd.to_path_buf(), sock)
 }
 
 /// The keeper's status (JSON), once its control socket answers.
@@ -94,7 +109,13 @@ struct Storm {
 /// Runs the workload while killing the handler: every time it stops at the hook, and at
 /// random moments in between. Returns the listing and what happened.
 fn storm(env: &UserEnv, name: &str, every: u64) -> (String, Storm) {
-    let (mut child, w, sock) = start(env, name, &[("ROOTEMU_TEST_STOP_BEFORE_ANSWER", &every.to_string())], &env.bin);
+    let (child, w, sock) = start(env, name, &[("ROOTEMU_TEST_STOP_BEFORE_ANSWER", &every.to_string())], &env.bin);
+    disturb(env, name, every, child, &w, &sock)
+}
+
+/// Kills the handler of a run started with the hook every `every` calls, as [`storm`] says.
+fn disturb(env: &UserEnv, name: &str, every: u64, mut child: Child, w: &Path, sock: &Path) -> (String, Storm) {
+    let sock = sock.to_path_buf();
     let mut s = Storm::default();
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ every;
     let mut last: Option<serde_json::Value> = None;
@@ -439,4 +460,158 @@ fn a_caller_out_of_reach_is_a_clear_error() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("cannot reach pid") && err.contains("fchownat") && err.contains("EPERM"), "{}", output_text(&o));
     assert_eq!(err.matches("cannot reach pid").count(), 1, "once: {}", output_text(&o));
+}
+
+/// `rootemu run --consistent --records RECORDS -- sh -c SCRIPT` in `cwd`: its stdout; it
+/// must succeed.
+fn with_records(env: &UserEnv, cwd: &Path, records: &Path, script: &str) -> String {
+    let bin = env.bin.to_str().unwrap();
+    let o =
+        env.as_user(cwd, &[bin, "run", "--consistent", "--records", records.to_str().unwrap(), "--", "sh", "-c", script]).output().unwrap();
+    assert!(o.status.success(), "{script}: {}", output_text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `rootemu export DIR --records RECORDS` as the test user, listed by `tar -tvf` as
+/// `path uid/gid mode-string` lines.
+fn export_listing(env: &UserEnv, dir: &Path, records: Option<&Path>) -> String {
+    let out = env.workdir("export-out").join("layer.tar");
+    let mut argv = vec![env.bin.to_str().unwrap(), "export", dir.to_str().unwrap(), "-q", "-o", out.to_str().unwrap()];
+    if let Some(r) = records {
+        argv.extend(["--records", r.to_str().unwrap()]);
+    }
+    let o = env.as_user(Path::new("/"), &argv).output().unwrap();
+    assert!(o.status.success(), "export: {}", output_text(&o));
+    let t = Command::new("tar").arg("-tvf").arg(&out).output().unwrap();
+    String::from_utf8_lossy(&t.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let path = f.iter().position(|x| x.contains(':') && x.len() == 5).map_or("", |i| f[i + 1]);
+            format!("{path} {} {}", f[1], f[0])
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A file system without user xattrs (ramfs): with `--records DIR` consistent mode keeps
+/// the records there, a later run sees them, the export gives them; the store cannot be
+/// used by two runs at once.
+#[test]
+fn records_on_a_file_system_without_user_xattrs_live_in_the_store() {
+    let _serial = serial();
+    let Some(env) = env() else { return };
+    let ramfs = Mounted::new(env, "ramfs-store", &["-t", "ramfs", "ramfs"]);
+    let records = env.workdir("ramfs-records");
+    let out = with_records(
+        env,
+        &ramfs.0,
+        &records,
+        "set -e; touch f; chown 0:50 f; mknod -m 600 n c 1 3; ln -s f s; chown -h 7:8 s; mkfifo p; chown 9:9 p; \
+         mkdir d; chown 4:5 d; chmod 2775 d; stat -c '%n %u:%g %F %a %t:%T' f n s p d",
+    );
+    let want = "f 0:50 regular empty file 644 0:0\nn 0:0 character special file 600 1:3\ns 7:8 symbolic link 777 0:0\n\
+                p 9:9 fifo 644 0:0\nd 4:5 directory 2775 0:0\n";
+    assert_eq!(out, want);
+    // A later run reads them back, and a chown back to root removes one.
+    let again = with_records(env, &ramfs.0, &records, "stat -c '%n %u:%g %F %a %t:%T' f n s p d; chown 0:0 f");
+    assert_eq!(again, want);
+    let listing = export_listing(env, &ramfs.0, Some(&records));
+    for line in ["f 0/0 -rw-r--r--", "n 0/0 crw-------", "s 7/8 lrwxrwxrwx", "p 9/9 prw-r--r--", "d 4/5 drwxrwsr-x"] {
+        assert!(listing.lines().any(|l| l.trim_end_matches('/') == line), "{line} not in the export:\n{listing}");
+    }
+    assert!(!export_listing(env, &ramfs.0, None).contains("9/9"), "without the store the export has no records");
+    // One run at a time.
+    let bin = env.bin.to_str().unwrap();
+    let mut first =
+        env.as_user(&ramfs.0, &[bin, "run", "--consistent", "--records", records.to_str().unwrap(), "--", "sleep", "3"]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let o = env.as_user(&ramfs.0, &[bin, "run", "--consistent", "--records", records.to_str().unwrap(), "--", "true"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(125), "{}", output_text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).trim(),
+        format!("rootemu: --records {}: in use by a running `rootemu run --consistent`", records.display())
+    );
+    assert!(first.wait().unwrap().success());
+}
+
+/// A file system that reuses a freed inode at once and keeps no birth time (ext2 with
+/// 128-byte inodes), FIFOs recorded in the store: during a run, a deleted file's inode is
+/// held, so a new FIFO cannot take it (and its record); after the run, a new FIFO that
+/// does take the inode is not the recorded one (its times and name differ) and shows its
+/// real owner, in a later run and in the export.
+#[test]
+fn a_stored_record_never_follows_its_file_onto_a_reused_inode() {
+    let _serial = serial();
+    let Some(env) = env() else { return };
+    if !need("mkfs.ext2", "makes a file system without birth times (package e2fsprogs)") {
+        return;
+    }
+    let img = env.dir.join("ext2.img");
+    let run = |c: &mut Command| assert!(c.output().unwrap().status.success(), "{c:?}");
+    run(Command::new("truncate").arg("-s").arg("8M").arg(&img));
+    run(Command::new("mkfs.ext2").args(["-q", "-F", "-I", "128"]).arg(&img));
+    let fs = Mounted::new(env, "ext2", &["-o", "loop", img.to_str().unwrap()]);
+    std::fs::remove_dir(fs.0.join("lost+found")).unwrap(); // root's, unreadable for the export
+    let records = env.workdir("ext2-records");
+    let ino_owner = |s: &str| -> Vec<(u64, String)> {
+        s.lines().map(|l| l.split_once(' ').map(|(i, o)| (i.parse().unwrap(), o.to_string())).unwrap()).collect()
+    };
+    // In a run.
+    let out = ino_owner(&with_records(
+        env,
+        &fs.0,
+        &records,
+        "set -e; mkfifo p; chown 5:6 p; stat -c '%i %u:%g' p; rm p; mkfifo q; stat -c '%i %u:%g' q; rm q",
+    ));
+    assert_eq!(out[0].1, "5:6");
+    assert_eq!(out[1].1, "0:0", "the new FIFO took the deleted one's record: {out:?}");
+    // Across runs.
+    let r = ino_owner(&with_records(env, &fs.0, &records, "set -e; mkfifo keep r; chown 5:6 keep r; stat -c '%i %u:%g' r"));
+    assert_eq!(r[0].1, "5:6");
+    let o = env.as_user(&fs.0, &["sh", "-c", "rm r; mkfifo t; stat -c %i t"]).output().unwrap();
+    let reused: u64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();
+    assert_eq!(reused, r[0].0, "ext2 did not hand the freed inode to the next file: the test shows nothing");
+    let later = with_records(env, &fs.0, &records, "stat -c '%n %u:%g' keep t");
+    assert_eq!(later, "keep 5:6\nt 0:0\n");
+    let listing = export_listing(env, &fs.0, Some(&records));
+    assert!(listing.contains("keep 5/6 p") && listing.contains("t 0/0 p"), "{listing}");
+}
+
+/// The handler killed again and again (at the hook, every 7th call, and at random moments)
+/// while it records into the store (ramfs, `--records`): the run ends with the records of
+/// an undisturbed one, and a later run reads the same from the store.
+#[test]
+fn killing_the_handler_while_it_writes_the_store_loses_nothing() {
+    let _serial = serial();
+    let Some(env) = env() else { return };
+    let workload: String = WORKLOAD.lines().filter(|l| !l.contains("facl")).map(|l| format!("{l}\n")).collect();
+    let relist = "find . -path ./listing -prune -o -printf '%p %U:%G %m %y %Y\\n' | sort";
+    let mut listings = Vec::new();
+    for (name, hook) in [("store-calm", None), ("store-storm", Some(7u64))] {
+        let fs = Mounted::new(env, name, &["-t", "ramfs", "ramfs"]);
+        let records = env.workdir(&format!("{name}-records"));
+        let args = ["--records", records.to_str().unwrap()];
+        let every = hook.map(|n| n.to_string()).unwrap_or_default();
+        let extra: Vec<(&str, &str)> = hook.iter().map(|_| ("ROOTEMU_TEST_STOP_BEFORE_ANSWER", every.as_str())).collect();
+        let (child, w, sock) = start_in(env, name, &fs.0, &args, &workload, &extra, &env.bin);
+        let (listing, s) = match hook {
+            Some(n) => disturb(env, name, n, child, &w, &sock),
+            None => {
+                let o = child.wait_with_output().unwrap();
+                assert!(o.status.success(), "{}", output_text(&o));
+                (std::fs::read_to_string(w.join("listing")).unwrap(), Storm::default())
+            }
+        };
+        if hook.is_some() {
+            assert!(s.kills_at_hook + s.kills_anywhere >= 20, "only {s:?}");
+            assert_eq!(s.gone, 0, "{s:?}");
+            eprintln!("store storm: {} kills; {s:?}", s.kills_at_hook + s.kills_anywhere);
+        }
+        let reread = with_records(env, &fs.0, &records, relist);
+        assert_eq!(reread, listing, "{name}: a later run reads other records from the store");
+        listings.push(listing);
+    }
+    assert!(listings[0].contains("./f7 7:8 755 f f"), "{}", listings[0]);
+    assert_eq!(listings[1], listings[0], "the disturbed run's records differ");
 }

@@ -8,6 +8,7 @@ use oci_spec::image::{
     ImageManifestBuilder, MediaType, OciLayoutBuilder, RootFsBuilder, Sha256Digest,
 };
 use rootemu::image::{self, Builder, Entry, EntryKind, ImageError};
+use rootemu::launch::quoted;
 use sha2::{Digest as _, Sha256};
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -53,6 +54,10 @@ pub(crate) struct ExportArgs {
     /// Name of the image in the OCI index (org.opencontainers.image.ref.name).
     #[arg(long, default_value = "latest")]
     tag: String,
+    /// The record store a run kept with `--records DIR` (for files whose file system keeps
+    /// no user xattrs); a record counts only for a file unchanged since its run ended.
+    #[arg(long, value_name = "DIR")]
+    records: Option<PathBuf>,
     /// No progress lines on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -111,7 +116,19 @@ pub(crate) fn main(args: ExportArgs) -> Result<u8, String> {
         return Err(format!("{}: exists and is not empty (an OCI layout is written as a new directory)", out.display()));
     }
     let tmp = Temp(parent.join(format!(".{}.rootemu-{}", name.to_string_lossy(), std::process::id())));
-    let mut job = Job { dir: &args.dir, builder, epoch, progress: Progress::new(args.quiet), skip: Vec::new() };
+    // Held (shared lock) until the export ends: a run cannot change the store meanwhile.
+    let store = match &args.records {
+        Some(p) => Some(rootemu::store::Store::open(p, false).map_err(|e| format!("--records {}: {e}", quoted(p)))?),
+        None => None,
+    };
+    let records = match &store {
+        Some(s) => s.read().map_err(|e| format!("--records {}: {e}", quoted(args.records.as_deref().unwrap_or(Path::new("")))))?,
+        None => Default::default(),
+    };
+    let mut job = Job { dir: &args.dir, builder, epoch, progress: Progress::new(args.quiet), skip: Vec::new(), records: &records };
+    if let Some(p) = &args.records {
+        job.skip_path(&p.join(rootemu::store::FILE)); // a store kept inside the tree is not part of it
+    }
     let done = match args.format {
         Format::Tar => {
             let f = File::create_new(&tmp.0).map_err(|e| format!("{}: cannot create: {e}", tmp.0.display()))?;
@@ -179,6 +196,8 @@ struct Job<'a> {
     progress: Progress,
     /// (device, inode) of the output being written, left out of the walk.
     skip: Vec<(u64, u64)>,
+    /// The record store's records (`--records`).
+    records: &'a rootemu::store::Entries,
 }
 
 impl Job<'_> {
@@ -193,7 +212,7 @@ impl Job<'_> {
         let mut ar = tar::Builder::new(w);
         let mut stats = Stats::default();
         let (dir, builder, skip) = (self.dir, self.builder, self.skip.clone());
-        let skipped = image::walk(dir, builder, &skip, &mut |e: Entry| -> Result<(), Failure> {
+        let skipped = image::walk(dir, builder, &skip, self.records, &mut |e: Entry| -> Result<(), Failure> {
             append(&mut ar, &e, self.epoch)?;
             stats.entries += 1;
             if let EntryKind::File { size } = e.kind {

@@ -45,6 +45,10 @@ pub(crate) struct RunArgs {
     /// With --consistent: a unix socket at PATH for `rootemu supervisor status|upgrade`.
     #[arg(long, value_name = "PATH", requires = "consistent")]
     control: Option<PathBuf>,
+    /// With --consistent: keep the records of files that cannot carry them (a file system
+    /// without user xattrs) in DIR, for later runs and `rootemu export --records DIR`.
+    #[arg(long, value_name = "DIR", requires = "consistent")]
+    records: Option<PathBuf>,
     /// Do not supply the apt sandbox configuration inside --root.
     #[arg(long)]
     no_apt_hook: bool,
@@ -78,6 +82,7 @@ fn parse_bind(b: &OsStr) -> Result<(PathBuf, PathBuf), String> {
 fn message(e: &LaunchError, root: Option<&Path>) -> String {
     match e {
         LaunchError::Root { path, problem } => format!("--root {}: {problem}", quoted(path)),
+        LaunchError::Records { path, problem } => format!("--records {}: {problem}", quoted(path)),
         // Every distinct source is held open until the binds are made.
         LaunchError::BindSource { source, errno: libc::EMFILE } => format!(
             "--bind: more distinct sources than the open-file limit allows (raise `ulimit -Hn`): {} is one too many",
@@ -134,6 +139,7 @@ pub(crate) fn main(args: RunArgs) -> Result<u8, String> {
         apt_hook: !args.no_apt_hook,
         debug: args.debug,
         control: args.control,
+        records: args.records,
         command: args.command,
     };
     match launch::run(&opts) {

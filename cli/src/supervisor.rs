@@ -50,6 +50,9 @@ pub(crate) struct HandlerArgs {
     /// The digest of the program the keeper's filter runs (hex).
     #[arg(long, value_name = "DIGEST")]
     program: String,
+    /// The record store's file and socket are at fds 6 and 7.
+    #[arg(long)]
+    store: bool,
 }
 
 /// Runs `rootemu handler`.
@@ -65,7 +68,13 @@ pub(crate) fn handler(a: HandlerArgs) -> Result<u8, String> {
     let (l, j, p) = spawn::HANDLER_FDS;
     // SAFETY: the keeper put the listener, the journal and /proc at these fds before exec.
     let fds = unsafe {
-        spawn::HandlerFds { listener: OwnedFd::from_raw_fd(l), journal: OwnedFd::from_raw_fd(j), proc_dir: OwnedFd::from_raw_fd(p) }
+        let (f, s) = spawn::STORE_FDS;
+        spawn::HandlerFds {
+            listener: OwnedFd::from_raw_fd(l),
+            journal: OwnedFd::from_raw_fd(j),
+            proc_dir: OwnedFd::from_raw_fd(p),
+            store: a.store.then(|| spawn::StoreFds { file: OwnedFd::from_raw_fd(f), pins: OwnedFd::from_raw_fd(s) }),
+        }
     };
     Ok(spawn::handler_main(fds, filter.notified) as u8)
 }

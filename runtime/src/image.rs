@@ -12,6 +12,7 @@
 //! are given as the build wrote them. rootemu's own xattrs are never given.
 
 use crate::record::{self, Birth, Kind, Record};
+use crate::store;
 use std::ffi::{CString, OsStr, OsString};
 use std::fmt;
 use std::io;
@@ -111,14 +112,16 @@ pub fn builder_of(root: &Path) -> Result<Builder, ImageError> {
 
 /// Walks the tree at `root` depth first in byte order of names (a directory before its
 /// contents), calling `each` with every entry; `skip` names files (device, inode) to leave
-/// out (e.g. the archive being written). Stops at the first error `each` returns.
+/// out (e.g. the archive being written); `records` are a record store's (see
+/// [`crate::store`]; empty without one). Stops at the first error `each` returns.
 pub fn walk<E: From<ImageError>>(
     root: &Path,
     builder: Builder,
     skip: &[(u64, u64)],
+    records: &store::Entries,
     each: &mut dyn FnMut(Entry) -> Result<(), E>,
 ) -> Result<Skipped, E> {
-    let mut w = Walk { builder, skip, links: std::collections::HashMap::new(), skipped: Skipped::default() };
+    let mut w = Walk { builder, skip, records, links: std::collections::HashMap::new(), skipped: Skipped::default() };
     let m = std::fs::symlink_metadata(root).map_err(|error| ImageError { path: root.into(), what: "read the tree", error })?;
     w.visit(root, b"./".to_vec(), &m, None, each)?;
     Ok(w.skipped)
@@ -127,6 +130,7 @@ pub fn walk<E: From<ImageError>>(
 struct Walk<'a> {
     builder: Builder,
     skip: &'a [(u64, u64)],
+    records: &'a store::Entries,
     /// First archive path of each multiply-linked inode.
     links: std::collections::HashMap<(u64, u64), Vec<u8>>,
     skipped: Skipped,
@@ -206,8 +210,28 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// The file's record: its own xattr, or for a symlink or FIFO, its directory's.
+    /// The file's record: its own xattr, or for a symlink or FIFO, its directory's; else
+    /// the store's, if the file is still the one it was recorded for.
     fn record(&self, path: &Path, m: &std::fs::Metadata, real: Kind, parent: Option<&Path>) -> Result<Option<Record>, ImageError> {
+        let own = self.own_record(path, m, real, parent)?;
+        if own.is_some() || self.records.is_empty() {
+            return Ok(own);
+        }
+        let Some(e) = self.records.get(&((major(m.dev()), minor(m.dev())), m.ino())) else { return Ok(None) };
+        let time = |s: i64, n: i64| (s, n as u32);
+        let btime =
+            m.created().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| (d.as_secs() as i64, d.subsec_nanos()));
+        let now = store::Stamps {
+            ctime: time(m.ctime(), m.ctime_nsec()),
+            mtime: time(m.mtime(), m.mtime_nsec()),
+            btime,
+            name: path.file_name().map(|n| n.as_bytes().to_vec()),
+        };
+        Ok(e.stamps.still(&now, m.nlink()).then_some(e.record))
+    }
+
+    /// The record kept with the file, or for a symlink or FIFO, with its directory.
+    fn own_record(&self, path: &Path, m: &std::fs::Metadata, real: Kind, parent: Option<&Path>) -> Result<Option<Record>, ImageError> {
         if m.is_file() || m.is_dir() {
             return Ok(lget(path, record::OVERRIDE_STAT.as_bytes())
                 .map_err(err(path, "read the xattrs of"))?

@@ -123,6 +123,8 @@ pub mod launch;
 pub mod notified;
 /// What consistent mode records, and where.
 pub mod record;
+/// Records of files that cannot carry them, in a directory of the user's.
+pub mod store;
 /// Consistent mode's supervisor: answers the calls a filter notifies.
 pub mod supervisor;
 

@@ -277,6 +277,13 @@ pub enum LaunchError {
     /// Starting consistent mode's supervisor (its journal, first handler, control socket)
     /// failed; why, in one line.
     Supervisor(String),
+    /// The record store directory (`LaunchOptions::records`) cannot be used; why, in one line.
+    Records {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        problem: String,
+    },
     /// The command was not found (exit status 127).
     NotFound {
         /// The command name.
@@ -334,6 +341,7 @@ impl fmt::Display for LaunchError {
             LaunchError::Process { step, errno } => write!(f, "{step} failed: {}", errno_text(*errno)),
             LaunchError::Install(e) => e.fmt(f),
             LaunchError::Supervisor(why) => write!(f, "starting the consistent-mode supervisor failed: {why}"),
+            LaunchError::Records { path, problem } => write!(f, "record store {}: {problem}", quoted(path)),
             LaunchError::NotFound { command } => write!(f, "{}: command not found", quoted(command)),
             LaunchError::CannotExec { command, errno } => write!(f, "{}: cannot execute: {}", quoted(command), errno_text(*errno)),
         }

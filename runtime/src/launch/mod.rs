@@ -70,6 +70,9 @@ pub struct LaunchOptions {
     /// Consistent mode (a filter that notifies): a unix socket path for the supervisor's
     /// control requests (status, handler upgrades).
     pub control: Option<PathBuf>,
+    /// Consistent mode: a directory for the records of files that cannot carry them
+    /// (see [`crate::store`]).
+    pub records: Option<PathBuf>,
 }
 
 /// How the command ended.
@@ -125,7 +128,18 @@ pub fn run(opts: &LaunchOptions) -> Result<Outcome, LaunchError> {
     // Consistent mode: the keeper starts now, in the user namespace but still in the host's
     // mount and PID namespaces (its handlers resolve callers through the host's /proc).
     let mut keeper = match opts.filter.as_ref().filter(|f| !f.notified.is_empty()) {
-        Some(f) => Some(Keeper::start(f.notified, f.program, opts.control.as_deref()).map_err(|e| LaunchError::Supervisor(e.to_string()))?),
+        Some(f) => {
+            let records = match &opts.records {
+                Some(p) => {
+                    Some(crate::store::Store::open(p, true).map_err(|e| LaunchError::Records { path: p.clone(), problem: e.to_string() })?)
+                }
+                None => None,
+            };
+            Some(
+                Keeper::start(f.notified, f.program, opts.control.as_deref(), records)
+                    .map_err(|e| LaunchError::Supervisor(e.to_string()))?,
+            )
+        }
         None => None,
     };
     let mut cmd = exec::Command {

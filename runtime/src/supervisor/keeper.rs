@@ -13,9 +13,11 @@
 //! the handler and starts `BINARY handler` in its place (its program must be the one
 //! installed), answering `ok LATENCY_US` or `error ...`.
 
+use super::held::Held;
 use super::journal::{Count, Journal, now_ns};
-use super::spawn::{self, HANDLER_FDS, Process};
+use super::spawn::{self, HANDLER_FDS, Process, STORE_FDS};
 use crate::notified::Notified;
+use crate::store::Store;
 use std::io::{self, BufRead, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -39,6 +41,8 @@ pub struct Keeper {
     handler: Option<Process>,
     control: Option<(UnixListener, PathBuf)>,
     latencies_ns: Vec<u64>,
+    /// The record store (`--records`) and the files held for it.
+    held: Option<Held>,
 }
 
 /// What a takeover measured.
@@ -48,9 +52,15 @@ struct Takeover {
 }
 
 impl Keeper {
-    /// Starts the journal and the first handler (which waits for the listener), and the
-    /// control socket at `control` if given. `program` is the installed filter's.
-    pub fn start(table: &'static [Notified], program: &[crate::SockFilter], control: Option<&Path>) -> io::Result<Keeper> {
+    /// Starts the journal and the first handler (which waits for the listener), the control
+    /// socket at `control` and a run in the record store `records` if given. `program` is
+    /// the installed filter's.
+    pub fn start(
+        table: &'static [Notified],
+        program: &[crate::SockFilter],
+        control: Option<&Path>,
+        records: Option<Store>,
+    ) -> io::Result<Keeper> {
         let journal = Journal::create()?;
         let proc_dir = super::open_dir(c"/proc")?;
         let host_root = super::open_dir(c"/")?;
@@ -66,9 +76,14 @@ impl Keeper {
         if let Some((l, _)) = &control {
             l.set_nonblocking(true)?;
         }
+        let held = match records {
+            Some(s) => Some(Held::start(s).map_err(|e| io::Error::other(format!("record store: {e}")))?),
+            None => None,
+        };
         let (journal_fd, proc_fd) = (journal.fd().try_clone()?, proc_dir.try_clone()?);
+        let store = held.as_ref().map(Held::handler_fds).transpose()?;
         let handler = spawn::fork_running(move || match spawn::receive_fd(from_command.as_raw_fd()) {
-            Ok(Some(listener)) => spawn::handler_main(spawn::HandlerFds { listener, journal: journal_fd, proc_dir: proc_fd }, table),
+            Ok(Some(listener)) => spawn::handler_main(spawn::HandlerFds { listener, journal: journal_fd, proc_dir: proc_fd, store }, table),
             _ => 0, // the command never installed its filter
         })?;
         Ok(Keeper {
@@ -83,6 +98,7 @@ impl Keeper {
             handler: Some(handler),
             control,
             latencies_ns: Vec::new(),
+            held,
         })
     }
 
@@ -126,6 +142,7 @@ impl Keeper {
             });
             let control = self.control.as_ref().map(|(l, _)| l.as_raw_fd());
             fds.push(libc::pollfd { fd: control.unwrap_or(-1), events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd { fd: self.held.as_ref().map_or(-1, Held::socket), events: libc::POLLIN, revents: 0 });
             // SAFETY: fds is a valid array of pollfd.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
             if n < 0 {
@@ -141,6 +158,11 @@ impl Keeper {
             }
             if fds[3].revents != 0 {
                 self.serve_control();
+            }
+            if fds[4].revents != 0 {
+                if let Some(h) = &mut self.held {
+                    h.receive();
+                }
             }
             if fds[0].revents != 0 {
                 return reap(pid);
@@ -170,7 +192,8 @@ impl Keeper {
         };
         self.journal.unready();
         let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| e.to_string());
-        let fds = spawn::HandlerFds { listener: dup(listener)?, journal: dup(self.journal.fd())?, proc_dir: dup(&self.proc_dir)? };
+        let store = self.held.as_ref().map(Held::handler_fds).transpose().map_err(|e| e.to_string())?;
+        let fds = spawn::HandlerFds { listener: dup(listener)?, journal: dup(self.journal.fd())?, proc_dir: dup(&self.proc_dir)?, store };
         let (table, digest, host_root) = (self.table, self.digest, &self.host_root);
         let h = spawn::fork_running(move || match binary {
             None => spawn::handler_main(fds, table),
@@ -219,10 +242,15 @@ impl Keeper {
         let _ = writeln!(&stream, "{reply}");
     }
 
-    /// Stops the handler; removes the control socket.
+    /// Stops the handler; seals the record store's run; removes the control socket.
     pub fn stop(mut self) {
         if let Some(h) = self.handler.take() {
             h.kill();
+        }
+        if let Some(held) = self.held.take() {
+            if let Err(e) = held.seal(&self.proc_dir) {
+                eprintln!("rootemu: consistent mode: record store: {e}; records of this run count only while their files stay unchanged");
+            }
         }
         if let Some((_, p)) = self.control.take() {
             let _ = std::fs::remove_file(p);
@@ -253,20 +281,30 @@ fn exec_handler(binary: &OwnedFd, host_root: &OwnedFd, fds: spawn::HandlerFds, d
         return 126;
     }
     let (l, j, p) = HANDLER_FDS;
-    // SAFETY: dup2 onto the agreed numbers (clearing close-on-exec), in the child; the
-    // sources are above 5 or equal to their target only by chance, which dup2 handles.
+    let mut moves = vec![(fds.listener.as_raw_fd(), l), (fds.journal.as_raw_fd(), j), (fds.proc_dir.as_raw_fd(), p)];
+    if let Some(s) = &fds.store {
+        moves.extend([(s.file.as_raw_fd(), STORE_FDS.0), (s.pins.as_raw_fd(), STORE_FDS.1)]);
+    }
+    // SAFETY: fcntl/dup2 in the child: every source is first copied above the agreed
+    // numbers (so none is overwritten before it moves), then onto its number without
+    // close-on-exec.
     unsafe {
-        for (from, to) in [(fds.listener.as_raw_fd(), l), (fds.journal.as_raw_fd(), j), (fds.proc_dir.as_raw_fd(), p)] {
-            if from == to {
-                libc::fcntl(to, libc::F_SETFD, 0);
-            } else if libc::dup2(from, to) < 0 {
+        for (from, _) in &mut moves {
+            *from = libc::fcntl(*from, libc::F_DUPFD_CLOEXEC, 64);
+            if *from < 0 {
+                return 126;
+            }
+        }
+        for (from, to) in &moves {
+            if libc::dup2(*from, *to) < 0 {
                 return 126;
             }
         }
     }
     let digest = format!("{digest:016x}");
+    let store = if fds.store.is_some() { Some("--store") } else { None };
     let args: Vec<std::ffi::CString> =
-        ["rootemu", "handler", "--program", &digest].iter().map(|a| std::ffi::CString::new(*a).expect("no NUL")).collect();
+        ["rootemu", "handler", "--program", &digest].into_iter().chain(store).map(|a| std::ffi::CString::new(a).expect("no NUL")).collect();
     let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let env: Vec<std::ffi::CString> = std::env::vars_os()

@@ -10,11 +10,13 @@
 //! call whose caller died (and whose pid may be reused) changes nothing.
 
 mod caller;
+mod held;
 pub mod journal;
 pub mod keeper;
 mod ops;
 pub mod spawn;
 mod stat;
+mod stored;
 mod target;
 pub mod unotify;
 mod xattr;

@@ -159,14 +159,10 @@ fn record_new(fd: &OwnedFd, perms: u32, kind: Kind) -> Result<Record, Fail> {
     if unsafe { libc::fchmod(fd.as_raw_fd(), perms) } != 0 {
         return Err(target::last());
     }
-    let st = statx_fd(fd.as_raw_fd(), 0, libc::STATX_UID | libc::STATX_GID)?;
+    let fd = open_at(libc::AT_FDCWD, &fd_path(fd), libc::O_PATH)?;
+    let st = statx_fd(fd.as_raw_fd(), 0, target::MASK)?;
     let r = Record { uid: st.stx_uid, gid: st.stx_gid, perms, kind };
-    let v = CString::new(r.to_string()).expect("no NUL");
-    let name = CString::new(record::OVERRIDE_STAT).expect("no NUL");
-    // SAFETY: valid C strings and value.
-    if unsafe { libc::fsetxattr(fd.as_raw_fd(), name.as_ptr(), v.as_ptr().cast(), v.as_bytes().len(), 0) } != 0 {
-        return Err(target::last());
-    }
+    Target { fd, st, parent: None }.set_record(Some(r))?;
     Ok(r)
 }
 

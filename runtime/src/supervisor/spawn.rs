@@ -4,6 +4,7 @@
 //! as fd 3 of a new binary (an upgrade: `rootemu handler`).
 
 use super::journal::Journal;
+pub use super::stored::StoreFds;
 use super::{Handler, SuperviseError};
 use crate::notified::Notified;
 use std::io;
@@ -12,6 +13,9 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 /// The fd numbers an exec'd handler (`rootemu handler`) finds its listener, journal and
 /// the host's /proc at.
 pub const HANDLER_FDS: (RawFd, RawFd, RawFd) = (3, 4, 5);
+/// The fd numbers an exec'd handler (`rootemu handler --store`) finds the record store's
+/// file and socket at ([`StoreFds`]).
+pub const STORE_FDS: (RawFd, RawFd) = (6, 7);
 
 /// A process, by pid and pidfd.
 #[derive(Debug)]
@@ -71,6 +75,8 @@ pub struct HandlerFds {
     pub journal: OwnedFd,
     /// The host's /proc.
     pub proc_dir: OwnedFd,
+    /// The record store, with `--records`.
+    pub store: Option<StoreFds>,
 }
 
 /// Serves with `fds` until killed; reports failures on stderr. The body of every handler
@@ -78,6 +84,9 @@ pub struct HandlerFds {
 pub fn handler_main(fds: HandlerFds, table: &'static [Notified]) -> i32 {
     let run = || -> Result<(), SuperviseError> {
         let journal = Journal::open(fds.journal).map_err(SuperviseError::Setup)?;
+        if let Some(store) = fds.store {
+            super::stored::install(store).map_err(SuperviseError::Setup)?;
+        }
         Handler::new(fds.listener, fds.proc_dir, table, journal)?.serve()
     };
     match run() {

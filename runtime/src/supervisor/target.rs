@@ -7,6 +7,7 @@
 //! the caller, while `PID/cwd`, `PID/fd/N` and `self/fd/N` reach any process's files.
 
 use super::caller::{Caller, CopyError};
+use super::stored;
 use crate::notified::{Notified, Role};
 use crate::record::{self, Birth, Kind, Record};
 use std::ffi::{CStr, CString};
@@ -159,18 +160,24 @@ impl Target {
         open_at(libc::AT_FDCWD, &CString::new(dir.as_os_str().as_encoded_bytes()).ok()?, libc::O_PATH | libc::O_DIRECTORY).ok()
     }
 
-    /// The file's record, if it has one.
+    /// The file's record, if it has one: with the file, or in the store.
     pub(crate) fn record(&self) -> Result<Option<Record>, Fail> {
         let kind = self.kind().unwrap_or(Kind::File);
-        if self.holds_xattrs() {
-            return Ok(get_xattr(&fd_path(&self.fd), record::OVERRIDE_STAT)?.and_then(|v| Record::parse(&v, kind)));
+        let own = if self.holds_xattrs() {
+            get_xattr(&fd_path(&self.fd), record::OVERRIDE_STAT)?.and_then(|v| Record::parse(&v, kind))
+        } else if let (Some(birth), Some(dir)) = (self.birth(), self.directory()) {
+            get_xattr(&fd_path(&dir), &record::child_name(self.st.stx_ino))?.and_then(|v| record::parse_child(&v, birth, kind))
+        } else {
+            None
+        };
+        match own {
+            Some(r) => Ok(Some(r)),
+            None => stored::get(self),
         }
-        let (Some(birth), Some(dir)) = (self.birth(), self.directory()) else { return Ok(None) };
-        let name = record::child_name(self.st.stx_ino);
-        Ok(get_xattr(&fd_path(&dir), &name)?.and_then(|v| record::parse_child(&v, birth, kind)))
     }
 
-    /// Writes the file's record (`None`, or the file's own values: removes it).
+    /// Writes the file's record (`None`, or the file's own values: removes it): with the
+    /// file, or in the store (`--records`) where the file system keeps no xattr for it.
     /// A record that cannot be written fails the call with the file system's errno (the
     /// xattr is written whole or not at all), and says why on stderr once per cause.
     pub(crate) fn set_record(&self, r: Option<Record>) -> Result<(), Fail> {
@@ -192,6 +199,11 @@ impl Target {
                 },
             }
         };
+        let result = match result {
+            Err(Fail::Errno(libc::EOPNOTSUPP)) if stored::enabled() => stored::set(self, r),
+            Ok(()) if r.is_none() && stored::enabled() => stored::set(self, None),
+            other => other,
+        };
         if let Err(Fail::Errno(e @ (libc::EOPNOTSUPP | libc::ENOSPC | libc::EDQUOT | libc::E2BIG))) = result {
             self.explain(e);
         }
@@ -206,9 +218,10 @@ impl Target {
             std::sync::atomic::AtomicBool::new(false),
         ];
         let (i, why) = match e {
-            libc::EOPNOTSUPP => {
-                (0, "the file system does not keep user xattrs (or birth times) there, where consistent mode keeps its records")
-            }
+            libc::EOPNOTSUPP => (
+                0,
+                "the file system does not keep user xattrs (or birth times) there, where consistent mode keeps its records; `--records DIR` keeps them in DIR",
+            ),
             libc::E2BIG => (2, "the file's xattrs are full"),
             _ => (1, "the file system is full"),
         };
