@@ -7,6 +7,7 @@
 
 mod buildcost;
 mod loader;
+mod overlay;
 mod report;
 mod startup;
 mod syscalls;
