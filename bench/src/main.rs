@@ -7,6 +7,8 @@
 
 mod buildcost;
 mod loader;
+mod notify;
+mod overlay;
 mod report;
 mod startup;
 mod syscalls;
@@ -22,8 +24,9 @@ use std::path::PathBuf;
 /// `workloads` (tar/dpkg-deb of a Debian package as the unprivileged user `rootemu-test`;
 /// needs root), `startup` (`rootemu run -- true` against `unshare -r true`), `build`
 /// (`Filter::build` in process, and cargo builds of a crate using the macro), `loader` (the
-/// table and policy loader on hostile inputs of doubling size). Downloads go to
-/// `${ROOTEMU_CACHE:-$HOME/.cache/rootemu}/bench`.
+/// table and policy loader on hostile inputs of doubling size), `notify` (ns per stat and
+/// chown call as `rootemu-test` without a filter, under `rootemu run` and under
+/// `--consistent`; needs root). Downloads go to `${ROOTEMU_CACHE:-$HOME/.cache/rootemu}/bench`.
 #[derive(Parser)]
 #[command(name = "rootemu-bench", version)]
 struct BenchArgs {
@@ -39,7 +42,7 @@ struct BenchArgs {
     /// Write the report as markdown to FILE (it is always printed on stdout).
     #[arg(long, value_name = "FILE")]
     markdown: Option<PathBuf>,
-    /// Skip a section (syscalls, workloads, startup, build, loader); repeatable.
+    /// Skip a section (syscalls, workloads, startup, build, loader, notify); repeatable.
     #[arg(long, value_name = "SECTION")]
     skip: Vec<String>,
     /// Run only this section (repeatable).
@@ -51,6 +54,10 @@ struct BenchArgs {
     /// Rounds per measurement (default: 7, or 2 with --quick).
     #[arg(long, value_name = "N")]
     rounds: Option<usize>,
+    /// The notify section's probe: run CALL (getppid, stat, chown, statrec) on PATH N times
+    /// and print ns per call and the result; nothing else runs.
+    #[arg(long, hide = true, num_args = 3, value_names = ["CALL", "PATH", "N"])]
+    probe: Option<Vec<String>>,
 }
 
 /// Sizes of one run.
@@ -79,7 +86,11 @@ pub(crate) fn bundled_filter() -> Result<rootemu_codegen::Filter, String> {
 
 fn main() -> std::process::ExitCode {
     let args = BenchArgs::parse();
-    match run(args) {
+    let result = match &args.probe {
+        Some(p) => notify::probe(p),
+        None => run(args),
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             for line in e.lines() {
@@ -90,7 +101,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-const SECTIONS: [&str; 5] = ["syscalls", "workloads", "startup", "build", "loader"];
+const SECTIONS: [&str; 6] = ["syscalls", "workloads", "startup", "build", "loader", "notify"];
 
 /// Runs every section not skipped and writes the report.
 fn run(args: BenchArgs) -> Result<(), String> {
@@ -122,6 +133,7 @@ fn run(args: BenchArgs) -> Result<(), String> {
                 "workloads" => workloads::run(plan),
                 "startup" => startup::run(plan),
                 "loader" => loader::run(plan),
+                "notify" => notify::run(plan),
                 _ => buildcost::run(plan),
             }
         };

@@ -1,6 +1,8 @@
 //! Real workloads as an unprivileged user: extracting a Debian package under real root,
-//! `unshare -r`, `rootemu run`, `rootemu run --consistent`, fakeroot and `proot -0`, into a tmpfs.
+//! `unshare -r`, `rootemu run`, `rootemu run --consistent`, fuse-overlayfs, fakeroot and
+//! `proot -0`, into a tmpfs.
 
+use super::overlay::{self, Overlay};
 use super::report::{Json, Section, Table, mm};
 use super::{Plan, Stat, cache_dir, ratios, rotated};
 use std::fs;
@@ -92,6 +94,7 @@ pub(crate) fn timed(c: &mut Command) -> (f64, Result<(), String>) {
     }
 }
 
+/// Whether `tool` is in the PATH commands run with.
 pub(crate) fn have(tool: &str) -> bool {
     PATH.split(':').any(|d| Path::new(d).join(tool).is_file())
 }
@@ -142,13 +145,44 @@ struct Mode {
     as_user: bool,
     prefix: Vec<String>,
     tool: &'static str,
+    /// Whether the command runs over a fresh fuse-overlayfs mount whose records are checked.
+    overlay: bool,
 }
 
+/// A command extracting the package, and the same command on the one-file sample package.
 struct Workload {
     label: &'static str,
     argv: Vec<String>,
+    sample: Vec<String>,
     modes: &'static [&'static str],
     note: &'static str,
+}
+
+/// Writes the data archive of `deb` to `tar`.
+fn fsys_tarfile(deb: &Path, tar: &Path) -> Result<(), String> {
+    let tar_file = fs::File::create(tar).map_err(|e| e.to_string())?;
+    let st = Command::new("dpkg-deb").arg("--fsys-tarfile").arg(deb).stdout(tar_file).status().map_err(|e| format!("dpkg-deb: {e}"))?;
+    if !st.success() {
+        return Err(format!("dpkg-deb --fsys-tarfile {} failed", deb.display()));
+    }
+    Ok(())
+}
+
+/// The first regular file under `dir` (sorted walk), relative to `dir`, and its metadata.
+fn first_file(dir: &Path) -> Option<(PathBuf, fs::Metadata)> {
+    let mut entries: Vec<PathBuf> = fs::read_dir(dir).ok()?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    entries.into_iter().find_map(|p| {
+        let m = fs::symlink_metadata(&p).ok()?;
+        let name = Path::new(p.file_name()?);
+        if m.is_file() {
+            Some((name.to_path_buf(), m))
+        } else if m.is_dir() {
+            first_file(&p).map(|(rel, m)| (name.join(rel), m))
+        } else {
+            None
+        }
+    })
 }
 
 pub(crate) fn run(plan: Plan) -> Result<Section, String> {
@@ -157,12 +191,11 @@ pub(crate) fn run(plan: Plan) -> Result<Section, String> {
     let deb = u.work.join("package.deb");
     fs::copy(&deb_src, &deb).map_err(|e| format!("copying {}: {e}", deb_src.display()))?;
     let tar = u.work.join("data.tar");
-    let tar_file = fs::File::create(&tar).map_err(|e| e.to_string())?;
-    let st = Command::new("dpkg-deb").arg("--fsys-tarfile").arg(&deb).stdout(tar_file).status().map_err(|e| format!("dpkg-deb: {e}"))?;
-    if !st.success() {
-        return Err("dpkg-deb --fsys-tarfile failed".into());
-    }
-    for f in [&deb, &tar] {
+    fsys_tarfile(&deb, &tar)?;
+    let sample_deb = overlay::sample_deb(&u.work)?;
+    let sample_tar = u.work.join("sample.tar");
+    fsys_tarfile(&sample_deb, &sample_tar)?;
+    for f in [&deb, &tar, &sample_deb, &sample_tar] {
         fs::set_permissions(f, fs::Permissions::from_mode(0o644)).map_err(|e| e.to_string())?;
     }
     let entries =
@@ -170,35 +203,44 @@ pub(crate) fn run(plan: Plan) -> Result<Section, String> {
     let dest = u.work.join("dest");
     let s = |p: &Path| p.to_string_lossy().into_owned();
     let bin = s(&u.bin);
+    let overlay = Overlay::setup(&u, &dest);
+    let mode = |key, label, prefix: &[&str], tool| Mode {
+        key,
+        label,
+        as_user: true,
+        prefix: prefix.iter().map(|w| w.to_string()).collect(),
+        tool,
+        overlay: false,
+    };
     let modes: Vec<Mode> = vec![
-        Mode { key: "root", label: "real root", as_user: false, prefix: vec![], tool: "tar" },
-        Mode { key: "unshare", label: "unshare -r", as_user: true, prefix: vec!["unshare".into(), "-r".into()], tool: "unshare" },
-        Mode { key: "rootemu", label: "rootemu run", as_user: true, prefix: vec![bin.clone(), "run".into(), "--".into()], tool: "tar" },
+        Mode { as_user: false, ..mode("root", "real root", &[], "tar") },
+        mode("unshare", "unshare -r", &["unshare", "-r"], "unshare"),
+        mode("rootemu", "rootemu run", &[bin.as_str(), "run", "--"], "tar"),
+        mode("consistent", "rootemu run --consistent", &[bin.as_str(), "run", "--consistent", "--"], "tar"),
         Mode {
-            key: "consistent",
-            label: "rootemu run --consistent",
-            as_user: true,
-            prefix: vec![bin, "run".into(), "--consistent".into(), "--".into()],
-            tool: "tar",
+            prefix: overlay.as_ref().map(Overlay::prefix).unwrap_or_default(),
+            overlay: true,
+            ..mode("fuse", "fuse-overlayfs (xattr_permissions=2)", &[], "fuse-overlayfs")
         },
-        Mode { key: "fakeroot", label: "fakeroot", as_user: true, prefix: vec!["fakeroot".into()], tool: "fakeroot" },
-        Mode { key: "proot", label: "proot -0", as_user: true, prefix: vec!["proot".into(), "-0".into()], tool: "proot" },
+        mode("fakeroot", "fakeroot", &["fakeroot"], "fakeroot"),
+        mode("proot", "proot -0", &["proot", "-0"], "proot"),
     ];
-    let all: &[&str] = &["root", "unshare", "rootemu", "consistent", "fakeroot", "proot"];
+    let all: &[&str] = &["root", "unshare", "rootemu", "consistent", "fuse", "fakeroot", "proot"];
+    let tar_x = |same_owner: bool, archive: &Path| -> Vec<String> {
+        let flags: &[&str] = if same_owner { &["--same-owner", "-xpf"] } else { &["-xpf"] };
+        ["tar"].iter().chain(flags).map(|w| w.to_string()).chain([s(archive), "-C".into(), s(&dest)]).collect()
+    };
+    let deb_x = |archive: &Path| vec!["dpkg-deb".into(), "-x".into(), s(archive), s(&dest)];
     let workloads = vec![
-        Workload {
-            label: "tar --same-owner -xpf",
-            argv: vec!["tar".into(), "--same-owner".into(), "-xpf".into(), s(&tar), "-C".into(), s(&dest)],
-            modes: all,
-            note: "",
-        },
+        Workload { label: "tar --same-owner -xpf", argv: tar_x(true, &tar), sample: tar_x(true, &sample_tar), modes: all, note: "" },
         Workload {
             label: "tar -xpf",
-            argv: vec!["tar".into(), "-xpf".into(), s(&tar), "-C".into(), s(&dest)],
+            argv: tar_x(false, &tar),
+            sample: tar_x(false, &sample_tar),
             modes: &["root", "unshare", "rootemu", "consistent"],
             note: "without --same-owner (what works under plain `unshare -r`)",
         },
-        Workload { label: "dpkg-deb -x", argv: vec!["dpkg-deb".into(), "-x".into(), s(&deb), s(&dest)], modes: all, note: "" },
+        Workload { label: "dpkg-deb -x", argv: deb_x(&deb), sample: deb_x(&sample_deb), modes: all, note: "" },
     ];
     let rounds = plan.rounds.min(5);
     let mut sec = Section::new("workloads", "2. Workloads as the unprivileged user (seconds; ratio to real root)");
@@ -210,34 +252,64 @@ pub(crate) fn run(plan: Plan) -> Result<Section, String> {
         let _ = fs::remove_dir_all(&dest);
         let _ = fs::create_dir(&dest);
         let _ = timed(&mut u.command(&w.argv, false));
+        // Real root's owner and mode of one file: what the overlay's record must say.
+        let (check_file, check_meta) = first_file(&dest).ok_or("the package has no regular file")?;
+        let check_file = s(&check_file);
+        let check_record = overlay::record(&check_meta);
         let mut times: Vec<Vec<f64>> = vec![Vec::new(); ms.len()];
         let mut fails: Vec<Option<String>> = vec![None; ms.len()];
-        let missing: Vec<bool> = ms.iter().map(|m| !have(m.tool)).collect();
+        let unavailable: Vec<Option<String>> = ms
+            .iter()
+            .map(|m| match (&overlay, m.overlay) {
+                (Err(why), true) => Some(why.clone()),
+                _ if !have(m.tool) => Some(format!("{} not installed", m.tool)),
+                _ => None,
+            })
+            .collect();
+        // One command as a mode runs it: into an empty destination, over a fresh overlay.
+        let run_as = |m: &Mode, argv: &[String]| -> Result<(f64, Result<(), String>), String> {
+            let _ = fs::remove_dir_all(&dest);
+            fs::create_dir(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+            if m.as_user {
+                std::os::unix::fs::chown(&dest, Some(u.uid), Some(u.gid)).map_err(|e| e.to_string())?;
+            }
+            if let (true, Ok(o)) = (m.overlay, &overlay) {
+                o.prepare()?;
+            }
+            let argv: Vec<String> = m.prefix.iter().chain(argv).cloned().collect();
+            Ok(timed(&mut u.command(&argv, m.as_user)))
+        };
         for round in 0..rounds {
             for mi in rotated(ms.len(), round) {
-                if missing[mi] {
+                if unavailable[mi].is_some() {
                     continue;
                 }
-                let m = ms[mi];
-                let _ = fs::remove_dir_all(&dest);
-                fs::create_dir(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
-                if m.as_user {
-                    std::os::unix::fs::chown(&dest, Some(u.uid), Some(u.gid)).map_err(|e| e.to_string())?;
-                }
-                let argv: Vec<String> = m.prefix.iter().chain(&w.argv).cloned().collect();
-                let (dt, r) = timed(&mut u.command(&argv, m.as_user));
+                let (dt, r) = run_as(ms[mi], &w.argv)?;
                 times[mi].push(dt);
+                let r = match (r, &overlay) {
+                    (Ok(()), Ok(o)) if ms[mi].overlay => o.check(&check_file, &check_record),
+                    (r, _) => r,
+                };
                 if let Err(e) = r {
                     fails[mi].get_or_insert(e);
+                }
+            }
+        }
+        // The overlay once more on the sample: an owner other than the caller's must survive too.
+        for (mi, m) in ms.iter().enumerate() {
+            if let (true, None, Ok(o)) = (m.overlay, &unavailable[mi], &overlay) {
+                let (_, r) = run_as(m, &w.sample)?;
+                if let Err(e) = r.and_then(|()| o.check(overlay::SAMPLE_FILE, overlay::SAMPLE_RECORD)) {
+                    fails[mi].get_or_insert(format!("loses an owner other than the caller's: one-file package: {e}"));
                 }
             }
         }
         let _ = fs::remove_dir_all(&dest);
         let mut jm = Vec::new();
         for (mi, m) in ms.iter().enumerate() {
-            if missing[mi] {
-                t.row(vec![w.label.into(), m.label.into(), "-".into(), "-".into(), format!("{} not installed", m.tool)]);
-                jm.push(Json::obj([("mode", Json::str(m.key)), ("skipped", Json::str(format!("{} not installed", m.tool)))]));
+            if let Some(why) = &unavailable[mi] {
+                t.row(vec![w.label.into(), m.label.into(), "-".into(), "-".into(), why.clone()]);
+                jm.push(Json::obj([("mode", Json::str(m.key)), ("skipped", Json::str(why.clone()))]));
                 continue;
             }
             let st = Stat::of(&times[mi]);
@@ -273,6 +345,14 @@ pub(crate) fn run(plan: Plan) -> Result<Section, String> {
         u.work.display()
     ));
     sec.notes.push(format!("Every mode but real root runs as {USER} (uid {}); `tar -xpf` is the extra row without --same-owner.", u.uid));
+    sec.notes.push(format!(
+        "fuse-overlayfs: `unshare --map-auto -r -m` (the user's subordinate ids), `fuse-overlayfs -o xattr_permissions=2` over the destination with fresh empty lower, upper and work directories, the command, `umount`; all inside the timed run. Checked after each run: the upper directory's `user.fuseoverlayfs.override_stat` of one file equals real root's owner and mode; once per workload, the same command on a one-file package (owner 5:6, mode 0640, as real root extracts it) must record `{}`.",
+        overlay::SAMPLE_RECORD
+    ));
+    match &overlay {
+        Ok(o) => sec.notes.extend(o.changes.iter().map(|c| format!("For fuse-overlayfs the bench {c}."))),
+        Err(why) => sec.notes.push(format!("fuse-overlayfs not measured: {why}.")),
+    }
     sec.data = Json::obj([
         ("package", Json::str(name)),
         ("entries", Json::Num(entries as f64)),
