@@ -421,7 +421,9 @@ fn case(id: &str, dir: &Path, env: Option<&RunEnv>) -> Option<Actual> {
                     env.run(id, &["--root", private.join("root").to_str().unwrap()], &["touch", "MARKER"], true)
                 }
                 "run-bind-source-missing" => env.run(id, &["--bind", "/nonexistent/rootemu-src:/mnt"], &["touch", "MARKER"], true),
-                "run-records-missing" => env.run(id, &["--consistent", "--records", "/nonexistent/rootemu-records"], &["touch", "MARKER"], true),
+                "run-records-missing" => {
+                    env.run(id, &["--consistent", "--records", "/nonexistent/rootemu-records"], &["touch", "MARKER"], true)
+                }
                 "run-seccomp-refused" => run_refused(env, id, libc::EINVAL as u16, 0),
                 "run-seccomp-unavailable" => run_refused(env, id, libc::ENOSYS as u16, libc::EINVAL as u16),
                 "run-command-not-found" => env.run(id, &[], &["rootemu-no-such-command"], false),
