@@ -250,3 +250,47 @@ fn paths_through_proc_self_name_the_callers_files() {
         "666\n8\n",
     );
 }
+
+/// Linux 6.13's `setxattrat`/`getxattrat`/`listxattrat`/`removexattrat` (x86_64 numbers
+/// 463-466; the value travels in a `struct xattr_args`), called through Python's ctypes:
+/// an ACL naming group 4 is kept, read back byte for byte, listed without rootemu's own
+/// names, and removed.
+const XATTRAT: &str = r#"import ctypes, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+class Args(ctypes.Structure):
+    _fields_ = [("value", ctypes.c_uint64), ("size", ctypes.c_uint32), ("flags", ctypes.c_uint32)]
+def call(nr, *a):
+    r = libc.syscall(ctypes.c_long(nr), ctypes.c_long(-100), b"f", 0, *a)
+    return r if r >= 0 else -ctypes.get_errno()
+name = b"system.posix_acl_access"
+acl = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", t, p, i) for t, p, i in
+      [(1, 6, 0xffffffff), (4, 4, 0xffffffff), (8, 4, 4), (0x10, 4, 0xffffffff), (0x20, 4, 0xffffffff)])
+if sys.argv[1] == "set":
+    buf = ctypes.create_string_buffer(acl, len(acl))
+    print("set", call(463, name, ctypes.byref(Args(ctypes.addressof(buf), len(acl), 0)), ctypes.c_long(16)))
+    out = ctypes.create_string_buffer(256)
+    r = call(464, name, ctypes.byref(Args(ctypes.addressof(out), 256, 0)), ctypes.c_long(16))
+    print("get", r, out.raw[:r] == acl if r > 0 else None)
+    lst = ctypes.create_string_buffer(512)
+    r = call(465, lst, ctypes.c_long(512))
+    names = lst.raw[:max(r, 0)].split(b"\0")
+    print("list", name in names, any(n.startswith(b"user.rootemu") for n in names))
+else:
+    print("remove", call(466, name))
+"#;
+
+#[test]
+fn the_xattrat_calls_keep_an_acl_naming_an_unmapped_group() {
+    if env().is_some() && !(need("python3", "calls the *xattrat syscalls") && need("getfacl", "reads ACLs (package acl)")) {
+        return;
+    }
+    check(
+        "xattrat",
+        &format!(
+            "cat > x.py <<'EOF'\n{XATTRAT}EOF\ntouch f && python3 x.py set && getfacl -cn f | grep -x 'group:4:r--' && python3 x.py remove \
+             && getfacl -cn f | grep -c 'group:4' || true"
+        ),
+        "set 0\nget 44 True\nlist True False\ngroup:4:r--\nremove 0\n0\n",
+    );
+}

@@ -615,3 +615,27 @@ fn killing_the_handler_while_it_writes_the_store_loses_nothing() {
     assert!(listings[0].contains("./f7 7:8 755 f f"), "{}", listings[0]);
     assert_eq!(listings[1], listings[0], "the disturbed run's records differ");
 }
+
+/// The store writes nothing outside its directory: a symlink planted as its temporary file
+/// is replaced, not followed; a symlink as the store itself is refused with one line.
+#[test]
+fn the_store_never_writes_through_a_symlink() {
+    let _serial = serial();
+    let Some(env) = env() else { return };
+    let w = env.workdir("store-symlinks");
+    let records = env.workdir("store-symlinks-records");
+    let victim = w.join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::os::unix::fs::symlink(&victim, records.join("rootemu-records.new")).unwrap();
+    with_records(env, &w, &records, "true");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(!records.join("rootemu-records.new").exists());
+    std::fs::remove_file(records.join("rootemu-records")).unwrap();
+    std::os::unix::fs::symlink(&victim, records.join("rootemu-records")).unwrap();
+    let bin = env.bin.to_str().unwrap();
+    let o = env.as_user(&w, &[bin, "run", "--consistent", "--records", records.to_str().unwrap(), "--", "true"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(125), "{}", output_text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.lines().count() == 1 && err.contains("ELOOP"), "{}", output_text(&o));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+}

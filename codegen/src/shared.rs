@@ -63,10 +63,24 @@ impl Op {
             Op::Mknod => &[Path, Mode, Dev],
             Op::Stat => &[Buf],
             Op::Statx => &[DirFd, Path, AtFlags, StatxMask, Buf],
-            Op::SetXattr => &[XattrName, XattrValue, XattrSize, XattrFlags],
-            Op::GetXattr => &[XattrName, XattrValue, XattrSize],
+            // and either the value roles or `xattr_args` (see [`Op::value_roles`]).
+            Op::SetXattr | Op::GetXattr => &[XattrName],
             Op::ListXattr => &[XattrList, XattrSize],
             Op::RemoveXattr => &[XattrName],
+        }
+    }
+}
+
+impl Op {
+    /// The roles that give an xattr call its value buffer, size (and flags), when they are
+    /// arguments of their own (`setxattr`); the `*xattrat` calls have `xattr_args` (a
+    /// `struct xattr_args` holding them) and `xattr_args_size` instead.
+    fn value_roles(self) -> &'static [Role] {
+        use Role::*;
+        match self {
+            Op::SetXattr => &[XattrValue, XattrSize, XattrFlags],
+            Op::GetXattr => &[XattrValue, XattrSize],
+            _ => &[],
         }
     }
 }
@@ -104,10 +118,14 @@ pub enum Role {
     XattrFlags,
     /// Buffer for the list of names.
     XattrList,
+    /// `struct xattr_args *` (value pointer, size, flags; the `*xattrat` calls, Linux 6.13).
+    XattrArgs,
+    /// The size of that struct as the caller gives it.
+    XattrArgsSize,
 }
 
 impl Role {
-    const ALL: [(&'static str, Role); 15] = [
+    const ALL: [(&'static str, Role); 17] = [
         ("path", Role::Path),
         ("dirfd", Role::DirFd),
         ("fd", Role::Fd),
@@ -123,6 +141,8 @@ impl Role {
         ("xattr_size", Role::XattrSize),
         ("xattr_flags", Role::XattrFlags),
         ("xattr_list", Role::XattrList),
+        ("xattr_args", Role::XattrArgs),
+        ("xattr_args_size", Role::XattrArgsSize),
     ];
 
     /// The name used in the signatures file.
@@ -397,6 +417,12 @@ fn signatures(path: &Path, f: SignaturesFile, lines: &Lines, errors: &mut Errors
             if !args.contains(r) {
                 err(format!("a `{}` syscall needs an argument of role `{}`", op.name(), r.name()));
             }
+        }
+        let value = op.value_roles();
+        let by_struct = [Role::XattrArgs, Role::XattrArgsSize];
+        if !value.is_empty() && !value.iter().all(|r| args.contains(r)) && !by_struct.iter().all(|r| args.contains(r)) {
+            let names: Vec<String> = value.iter().map(|r| format!("`{}`", r.name())).collect();
+            err(format!("a `{}` syscall needs arguments of roles {}, or `xattr_args` and `xattr_args_size`", op.name(), names.join(", ")));
         }
         let targets = [Role::Path, Role::Fd].iter().filter(|r| args.contains(r)).count();
         if targets == 0 && op != Op::Statx {

@@ -59,6 +59,10 @@ pub enum Role {
     XattrFlags,
     /// Name list buffer.
     XattrList,
+    /// `struct xattr_args *` (value, size, flags).
+    XattrArgs,
+    /// The size of that struct as the caller gives it.
+    XattrArgsSize,
 }
 
 /// What a struct field holds (see `tables/shared/struct-layouts.yaml`).

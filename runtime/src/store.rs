@@ -272,7 +272,8 @@ impl Store {
     fn open_at(&self, name: &str, flags: i32) -> io::Result<std::fs::File> {
         let c = std::ffi::CString::new(name).expect("no NUL");
         // SAFETY: a valid C string relative to our directory fd.
-        let fd = unsafe { libc::openat(self.dir.as_raw_fd(), c.as_ptr(), flags | libc::O_CLOEXEC, 0o600) };
+        // Never through a symlink: the store writes nothing outside its directory.
+        let fd = unsafe { libc::openat(self.dir.as_raw_fd(), c.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOFOLLOW, 0o600) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -307,11 +308,14 @@ impl Store {
         if run {
             text.push_str(&sealed("run".into()));
         }
-        let mut f = self.open_at(NEW, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC).map_err(fail("write it"))?;
+        let new = std::ffi::CString::new(NEW).expect("no NUL");
+        // SAFETY: a valid C string relative to our directory fd (a leftover of a crash).
+        unsafe { libc::unlinkat(self.dir.as_raw_fd(), new.as_ptr(), 0) };
+        let mut f = self.open_at(NEW, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL).map_err(fail("write it"))?;
         f.write_all(text.as_bytes()).and_then(|()| f.sync_all()).map_err(fail("write it"))?;
-        let (from, to) = (std::ffi::CString::new(NEW).expect("no NUL"), std::ffi::CString::new(FILE).expect("no NUL"));
+        let to = std::ffi::CString::new(FILE).expect("no NUL");
         // SAFETY: valid C strings relative to our directory fd.
-        if unsafe { libc::renameat(self.dir.as_raw_fd(), from.as_ptr(), self.dir.as_raw_fd(), to.as_ptr()) } != 0 {
+        if unsafe { libc::renameat(self.dir.as_raw_fd(), new.as_ptr(), self.dir.as_raw_fd(), to.as_ptr()) } != 0 {
             return Err(fail("replace it")(io::Error::last_os_error()));
         }
         // SAFETY: fsync of our directory fd (the rename reaches the disk).

@@ -28,29 +28,66 @@ fn kept_name_arg(caller: &Caller, n: &Notified, args: &[u64; 6], own_errno: i32)
     Ok(record::KEPT_XATTRS.contains(&name.as_str()).then_some(name))
 }
 
-/// Copies `value` to the caller's buffer with the xattr calls' size rules: size 0 asks for
-/// the length; a smaller buffer is ERANGE.
-fn give(caller: &Caller, n: &Notified, args: &[u64; 6], buf_role: Role, value: &[u8]) -> Result<Answer, Fail> {
-    let size = n.arg(Role::XattrSize, args).unwrap_or(0) as usize;
-    if size == 0 {
+/// Where a call's value goes or comes from: the buffer, its size, the flags.
+struct Value {
+    addr: u64,
+    size: usize,
+    flags: i32,
+}
+
+/// `sizeof(struct xattr_args)` (`XATTR_ARGS_SIZE_VER0`): `__aligned_u64 value; __u32 size;
+/// __u32 flags`, the same on every ABI but for the byte order.
+const XATTR_ARGS_SIZE: u64 = 16;
+
+/// The call's value: arguments of their own (`setxattr`), or a `struct xattr_args` in the
+/// caller's memory (the `*xattrat` calls), checked as the kernel checks them.
+fn value(caller: &Caller, n: &Notified, args: &[u64; 6]) -> Result<Value, Fail> {
+    let Some(at) = n.arg(Role::XattrArgs, args) else {
+        return Ok(Value {
+            addr: n.arg(Role::XattrValue, args).unwrap_or(0),
+            size: n.arg(Role::XattrSize, args).unwrap_or(0) as usize,
+            flags: n.arg(Role::XattrFlags, args).unwrap_or(0) as i32,
+        });
+    };
+    let at_flags = n.arg(Role::AtFlags, args).unwrap_or(0) as i32;
+    if at_flags & !(libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) != 0 {
+        return Err(Fail::Errno(libc::EINVAL));
+    }
+    let given = n.arg(Role::XattrArgsSize, args).unwrap_or(0);
+    if given < XATTR_ARGS_SIZE {
+        return Err(Fail::Errno(libc::EINVAL));
+    }
+    if given > 4096 {
+        return Err(Fail::Errno(libc::E2BIG));
+    }
+    let raw = caller.read(at, XATTR_ARGS_SIZE as usize)?;
+    let be = |b: &mut dyn Iterator<Item = &u8>| b.fold(0u64, |v, x| (v << 8) | u64::from(*x));
+    let word = |b: &[u8]| if n.big_endian { be(&mut b.iter()) } else { be(&mut b.iter().rev()) };
+    Ok(Value { addr: word(&raw[..8]), size: word(&raw[8..12]) as usize, flags: word(&raw[12..16]) as i32 })
+}
+
+/// Copies `value` to the caller's buffer `to` with the xattr calls' size rules: size 0
+/// asks for the length; a smaller buffer is ERANGE.
+fn give(caller: &Caller, to: &Value, value: &[u8]) -> Result<Answer, Fail> {
+    if to.size == 0 {
         return Ok(Answer::Value(value.len() as i64));
     }
-    if size < value.len() {
+    if to.size < value.len() {
         return Err(Fail::Errno(libc::ERANGE));
     }
-    caller.write(n.arg(buf_role, args).unwrap_or(0), value)?;
+    caller.write(to.addr, value)?;
     Ok(Answer::Value(value.len() as i64))
 }
 
 /// `setxattr` family.
 pub(crate) fn set(caller: &Caller, n: &Notified, args: &[u64; 6], cx: &Cx) -> Result<Answer, Fail> {
     let Some(name) = kept_name_arg(caller, n, args, libc::EPERM)? else { return Ok(Answer::Continue) };
-    let size = n.arg(Role::XattrSize, args).unwrap_or(0) as usize;
-    if size > XATTR_SIZE_MAX {
+    let v = value(caller, n, args)?;
+    if v.size > XATTR_SIZE_MAX {
         return Err(Fail::Errno(libc::E2BIG));
     }
-    let value = caller.read(n.arg(Role::XattrValue, args).unwrap_or(0), size)?;
-    let flags = n.arg(Role::XattrFlags, args).unwrap_or(0) as i32;
+    let value = caller.read(v.addr, v.size)?;
+    let flags = v.flags;
     let t = Target::resolve(caller, n, args)?;
     let p = fd_path(&t.fd);
     let own = record::kept_name(&name);
@@ -122,9 +159,13 @@ fn follow_acl_mode(t: &Target, acl: &[u8]) -> Result<(), Fail> {
 /// `getxattr` family.
 pub(crate) fn get(caller: &Caller, n: &Notified, args: &[u64; 6]) -> Result<Answer, Fail> {
     let Some(name) = kept_name_arg(caller, n, args, libc::ENODATA)? else { return Ok(Answer::Continue) };
+    let to = value(caller, n, args)?;
+    if to.flags != 0 {
+        return Err(Fail::Errno(libc::EINVAL)); // getxattrat takes no flags
+    }
     let t = Target::resolve(caller, n, args)?;
     match get_xattr(&fd_path(&t.fd), &record::kept_name(&name))? {
-        Some(v) => give(caller, n, args, Role::XattrValue, &v),
+        Some(v) => give(caller, &to, &v),
         None => Ok(Answer::Continue),
     }
 }
@@ -162,7 +203,8 @@ pub(crate) fn list(caller: &Caller, n: &Notified, args: &[u64; 6]) -> Result<Ans
             out.push(0);
         }
     }
-    give(caller, n, args, Role::XattrList, &out)
+    let to = Value { addr: n.arg(Role::XattrList, args).unwrap_or(0), size: n.arg(Role::XattrSize, args).unwrap_or(0) as usize, flags: 0 };
+    give(caller, &to, &out)
 }
 
 /// `removexattr` family.
