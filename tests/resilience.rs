@@ -238,7 +238,7 @@ fn upgrading_the_handler_mid_run_changes_nothing() {
     std::fs::copy(&dist, &other).unwrap();
     let want = undisturbed(env);
     let (child, w, sock) = start(env, "upgrade", &[], &env.bin);
-    let mut upgrades = Vec::new();
+    let (mut upgrades, mut refused) = (Vec::new(), None);
     while upgrades.len() < 3 && child_running(&child) {
         std::thread::sleep(Duration::from_millis(300));
         let o = env
@@ -248,20 +248,29 @@ fn upgrading_the_handler_mid_run_changes_nothing() {
             )
             .output()
             .unwrap();
+        let answer = format!("{}{}", String::from_utf8_lossy(&o.stdout).trim(), String::from_utf8_lossy(&o.stderr).trim());
         if o.status.success() {
-            upgrades.push(String::from_utf8_lossy(&o.stdout).trim().to_string());
+            upgrades.push(answer);
+        } else {
+            refused = Some(answer);
         }
     }
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", output_text(&o));
-    assert!(!upgrades.is_empty(), "no upgrade happened before the build ended");
+    assert!(
+        !upgrades.is_empty(),
+        "no upgrade happened before the build ended; the last answer: {refused:?} (a handler of {} refuses a program \
+         other than its own build's: is it stale? scripts/build makes it)",
+        dist.display()
+    );
     assert!(upgrades.iter().all(|u| u.starts_with("ok ")), "{upgrades:?}");
     assert_eq!(std::fs::read_to_string(w.join("listing")).unwrap(), want);
     eprintln!("upgrades: {upgrades:?}");
 }
 
+/// Whether the child has not exited yet (an exited, unreaped child is a zombie, `Z`).
 fn child_running(c: &Child) -> bool {
-    Path::new(&format!("/proc/{}", c.id())).exists()
+    state(i64::from(c.id())).is_some_and(|s| s != 'Z')
 }
 
 /// A file system of its own, mounted by the test (root), owned by the test user.

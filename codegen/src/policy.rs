@@ -28,6 +28,8 @@ struct RuleFile {
     syscalls: Vec<String>,
     #[serde(default)]
     when_any: Vec<Vec<AtomFile>>,
+    #[serde(default)]
+    added_in: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -148,7 +150,7 @@ impl Policy {
 
     /// Parses a policy; its syscall names are checked against `known` unless it is `None`
     /// (the tables did not load completely: every name would look unknown).
-    pub(crate) fn parse_names(path: &Path, text: &str, known: Option<&BTreeSet<&str>>) -> Result<Policy, Errors> {
+    pub(crate) fn parse_names(path: &Path, text: &str, known: Option<&Known>) -> Result<Policy, Errors> {
         let parsed = yaml::parse::<PolicyFile>(path, text)?;
         validate(path, parsed.value, &parsed.lines, known)
     }
@@ -203,11 +205,27 @@ impl<'a> Cursor<'a> {
 const SUGGESTED: usize = crate::diag::SHOWN_PER_CLASS;
 
 /// Every syscall name of any ABI.
-pub(crate) fn known_names(tables: &Tables) -> BTreeSet<&str> {
-    tables.abis.iter().flat_map(|a| a.syscalls.keys().map(String::as_str)).collect()
+/// The syscall names of a set of tables, and the newest kernel release they were imported
+/// from (`None`: no ABI says).
+pub(crate) struct Known<'a> {
+    names: BTreeSet<&'a str>,
+    newest: Option<(u32, u32)>,
 }
 
-fn validate(path: &Path, f: PolicyFile, lines: &Lines, known: Option<&BTreeSet<&str>>) -> Result<Policy, Errors> {
+/// `MAJOR.MINOR` of a release like `6.12.117` or `7.3`.
+fn release(s: &str) -> Option<(u32, u32)> {
+    let mut p = s.split('.');
+    Some((p.next()?.parse().ok()?, p.next()?.parse().ok()?))
+}
+
+pub(crate) fn known_names(tables: &Tables) -> Known<'_> {
+    Known {
+        names: tables.abis.iter().flat_map(|a| a.syscalls.keys().map(String::as_str)).collect(),
+        newest: tables.abis.iter().filter_map(|a| a.source.as_ref().and_then(|s| release(&s.kernel))).max(),
+    }
+}
+
+fn validate(path: &Path, f: PolicyFile, lines: &Lines, known: Option<&Known>) -> Result<Policy, Errors> {
     let mut errors = Errors::default();
     let action = |s: &str, line: Option<usize>, errors: &mut Errors| {
         Action::parse(s).unwrap_or_else(|| {
@@ -234,15 +252,24 @@ fn validate(path: &Path, f: PolicyFile, lines: &Lines, known: Option<&BTreeSet<&
         // previous one stood, so an error names the offending occurrence, not the first.
         let mut cursor = Cursor::new(lines, line);
         let mut seen = BTreeSet::new();
+        // `added_in: MAJOR.MINOR`: the rule's calls are that recent; tables imported from an
+        // older kernel lack them, and then they are left out instead of being an error.
+        let added_in = r.added_in.as_deref().map(|v| {
+            release(v).filter(|_| v.split('.').count() == 2).unwrap_or_else(|| {
+                errors.push(Diagnostic::at(path, line, format!("`added_in: {v}`: expected a kernel release MAJOR.MINOR, e.g. 6.13")));
+                (0, 0)
+            })
+        });
+        let predates = |k: &Known| added_in.is_some_and(|v| k.newest.is_none_or(|n| n < v));
         for name in &r.syscalls {
             let at = cursor.find(name).or(line);
             if !seen.insert(name.as_str()) {
                 errors.push(Diagnostic::at(path, at, format!("syscall `{name}` is listed twice in this rule")));
-            } else if let Some(known) = known.filter(|k| !k.contains(name.as_str())) {
+            } else if let Some(known) = known.filter(|k| !k.names.contains(name.as_str()) && !predates(k)) {
                 let mut m = format!("syscall `{name}` exists on no ABI in the tables");
                 unknown += 1;
                 // Suggestions cost a pass over every known name: only for the first few.
-                if let Some(s) = (unknown <= SUGGESTED).then(|| did_you_mean(name, known.iter().copied())).flatten() {
+                if let Some(s) = (unknown <= SUGGESTED).then(|| did_you_mean(name, known.names.iter().copied())).flatten() {
                     m.push_str(&format!(" (did you mean `{s}`?)"));
                 }
                 errors.push(Diagnostic::at(path, at, m));
@@ -347,6 +374,26 @@ rules:
             err.to_string(),
             "p.yaml:10: syscall `setiud` exists on no ABI in the tables (did you mean `setuid`?)\n\
              p.yaml:14: unknown constant `S_IFMTT` in `mask` (did you mean `S_IFMT`?)"
+        );
+    }
+
+    /// A rule's `added_in` release: its names may be missing from tables of an older
+    /// kernel, never from tables of that release or newer (a typo stays an error).
+    #[test]
+    fn added_in_names_are_left_out_only_for_older_tables() {
+        let text = "policy: p\ndefault: allow\nunknown_abi: trap\nrules:\n  - action: notify\n    added_in: \"REL\"\n    syscalls: [chown, setxattrat]\n";
+        let x86 =
+            crate::table::tests::X86_64.replace("syscalls:\n", "source:\n  kernel: 6.12.117\n  file: x\nsyscalls:\n  setxattr: 188\n");
+        let t = Tables::parse([(Path::new("x86_64.yaml"), x86.as_str())]).unwrap();
+        let p = Policy::parse(Path::new("p.yaml"), &text.replace("REL", "6.13"), &t).unwrap();
+        assert_eq!(p.rules[0].syscalls, ["chown", "setxattrat"]);
+        let err = Policy::parse(Path::new("p.yaml"), &text.replace("REL", "6.12"), &t).unwrap_err();
+        assert_eq!(err.to_string(), "p.yaml:7: syscall `setxattrat` exists on no ABI in the tables (did you mean `setxattr`?)");
+        let err = Policy::parse(Path::new("p.yaml"), &text.replace("REL", "soon"), &t).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "p.yaml:5: `added_in: soon`: expected a kernel release MAJOR.MINOR, e.g. 6.13\n\
+             p.yaml:7: syscall `setxattrat` exists on no ABI in the tables (did you mean `setxattr`?)"
         );
     }
 
