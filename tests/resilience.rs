@@ -522,6 +522,10 @@ fn records_on_a_file_system_without_user_xattrs_live_in_the_store() {
     let want = "f 0:50 regular empty file 644 0:0\nn 0:0 character special file 600 1:3\ns 7:8 symbolic link 777 0:0\n\
                 p 9:9 fifo 644 0:0\nd 4:5 directory 2775 0:0\n";
     assert_eq!(out, want);
+    // The command keeps the open-file limit it was started with (the keeper raises its own).
+    let limit = |o: std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    let plain = limit(env.as_user(&ramfs.0, &["sh", "-c", "ulimit -Sn"]).output().unwrap());
+    assert_eq!(with_records(env, &ramfs.0, &records, "ulimit -Sn"), plain);
     // A later run reads them back, and a chown back to root removes one.
     let again = with_records(env, &ramfs.0, &records, "stat -c '%n %u:%g %F %a %t:%T' f n s p d; chown 0:0 f");
     assert_eq!(again, want);

@@ -57,7 +57,7 @@ pub struct Stamps {
 
 impl Stamps {
     /// The stamps of a `statx` (with `STATX_BASIC_STATS | STATX_BTIME`), named `name`.
-    pub fn of_statx(st: &libc::statx, name: Option<&[u8]>) -> Stamps {
+    pub(crate) fn of_statx(st: &libc::statx, name: Option<&[u8]>) -> Stamps {
         let t = |t: libc::statx_timestamp| (t.tv_sec, t.tv_nsec);
         Stamps {
             ctime: t(st.stx_ctime),
@@ -174,14 +174,14 @@ fn sealed(body: String) -> String {
 }
 
 /// The line recording `entry` for `key`.
-pub fn rec_line(key: Key, record: &Record, stamps: &Stamps) -> String {
+pub(crate) fn rec_line(key: Key, record: &Record, stamps: &Stamps) -> String {
     let ((ma, mi), ino) = key;
     let name = stamps.name.as_deref().map_or("-".into(), escape);
     sealed(format!("rec {ma}:{mi} {ino} {} {} {} {name} {record}", time(Some(stamps.ctime)), time(Some(stamps.mtime)), time(stamps.btime)))
 }
 
 /// The line removing `key`'s record.
-pub fn del_line(key: Key) -> String {
+pub(crate) fn del_line(key: Key) -> String {
     let ((ma, mi), ino) = key;
     sealed(format!("del {ma}:{mi} {ino}"))
 }
@@ -223,7 +223,7 @@ fn parse_line(line: &str) -> Option<Line> {
 }
 
 /// The records a store's text holds (malformed and torn lines ignored).
-pub fn parse(text: &str) -> Entries {
+pub(crate) fn parse(text: &str) -> Entries {
     let mut entries = Entries::new();
     let mut held = false;
     for line in text.lines() {
@@ -298,7 +298,11 @@ impl Store {
 
     /// Replaces the file with `entries` (written beside, synced, renamed), followed by a
     /// `run` line when `run`; returns the new file open for reading and appending.
-    pub fn rewrite<'a>(&self, entries: impl IntoIterator<Item = (&'a Key, &'a Entry)>, run: bool) -> Result<std::fs::File, StoreError> {
+    pub(crate) fn rewrite<'a>(
+        &self,
+        entries: impl IntoIterator<Item = (&'a Key, &'a Entry)>,
+        run: bool,
+    ) -> Result<std::fs::File, StoreError> {
         let mut text = String::new();
         let mut sorted: Vec<_> = entries.into_iter().collect();
         sorted.sort_by_key(|(k, _)| **k);

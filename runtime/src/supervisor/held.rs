@@ -21,22 +21,27 @@ pub(crate) struct Held {
 
 impl Held {
     /// Starts a run in `store`: the records of earlier runs are kept (each counts while its
-    /// file's stamps hold), then a `run` line. Raises the open-file limit to its maximum:
-    /// each held file takes one.
+    /// file's stamps hold), then a `run` line.
     pub(crate) fn start(store: Store) -> Result<Held, StoreError> {
         let entries = store.read()?;
         let file = store.rewrite(&entries, true)?;
         let sockets = spawn::socket_pair().map_err(|error| StoreError { what: "create its socket", error })?;
-        // SAFETY: fcntl on our fd; getrlimit/setrlimit with our struct.
+        // SAFETY: fcntl on our fd.
+        unsafe { libc::fcntl(sockets.0.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        Ok(Held { store, file: file.into(), sockets, files: HashMap::new() })
+    }
+
+    /// Raises this process's open-file limit to its maximum: each held file takes one. For
+    /// the keeper once the command runs (the command keeps the limit it was started with).
+    pub(crate) fn raise_limit() {
+        // SAFETY: getrlimit/setrlimit with our struct.
         unsafe {
-            libc::fcntl(sockets.0.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK);
             let mut l: libc::rlimit = std::mem::zeroed();
             if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 && l.rlim_cur < l.rlim_max {
                 l.rlim_cur = l.rlim_max;
                 libc::setrlimit(libc::RLIMIT_NOFILE, &l);
             }
         }
-        Ok(Held { store, file: file.into(), sockets, files: HashMap::new() })
     }
 
     /// What a handler needs: the store's file and the socket's far end.

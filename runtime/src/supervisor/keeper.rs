@@ -127,6 +127,9 @@ impl Keeper {
     /// Waits for the child `pid` (the command, or the namespace's init) and returns its
     /// wait status, restarting the handler whenever it dies and serving the control socket.
     pub fn wait(&mut self, pid: libc::pid_t) -> i32 {
+        if self.held.is_some() {
+            Held::raise_limit();
+        }
         let child = match spawn::pidfd_open(pid) {
             Ok(fd) => fd,
             Err(_) => return reap(pid),
