@@ -55,16 +55,22 @@ fn start_in(
     extra_env: &[(&str, &str)],
     bin: &Path,
 ) -> (Child, PathBuf, PathBuf) {
-    let sock = env.workdir(&format!("{name}-control")).join("socket");
-    let mut argv = vec![bin.to_str().unwrap(), "run", "--consistent", "--control", sock.to_str().unwrap()];
-    argv.extend_from_slice(args);
-    argv.extend(["--", "sh", "-c", script]);
-    let mut c = env.as_user(cwd, &argv);
+    let (mut c, sock) = controlled(env, name, cwd, args, script, bin);
     for (k, v) in extra_env {
         c.env(k, v);
     }
     let child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     (child, cwd.to_path_buf(), sock)
+}
+
+/// The command `rootemu run --consistent --control SOCK ARGS -- sh -c SCRIPT` in `cwd` as
+/// the test user, and its fresh control socket's path.
+fn controlled(env: &UserEnv, name: &str, cwd: &Path, args: &[&str], script: &str, bin: &Path) -> (Command, PathBuf) {
+    let sock = env.workdir(&format!("{name}-control")).join("socket");
+    let mut argv = vec![bin.to_str().unwrap(), "run", "--consistent", "--control", sock.to_str().unwrap()];
+    argv.extend_from_slice(args);
+    argv.extend(["--", "sh", "-c", script]);
+    (env.as_user(cwd, &argv), sock)
 }
 
 /// The keeper's status (JSON), once its control socket answers.
@@ -378,10 +384,7 @@ fn ctrl_c_ends_a_run_whose_handler_does_not_answer() {
     let _serial = serial();
     use std::os::unix::process::{CommandExt, ExitStatusExt};
     let Some(env) = env() else { return };
-    let w = env.workdir("ctrl-c");
-    let sock = env.workdir("ctrl-c-control").join("socket");
-    let mut c = env
-        .as_user(&w, &[env.bin.to_str().unwrap(), "run", "--consistent", "--control", sock.to_str().unwrap(), "--", "sh", "-c", WORKLOAD]);
+    let (mut c, sock) = controlled(env, "ctrl-c", &env.workdir("ctrl-c"), &[], WORKLOAD, &env.bin);
     let mut child =
         c.env("ROOTEMU_TEST_STOP_BEFORE_ANSWER", "40").process_group(0).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let t0 = Instant::now();
@@ -416,11 +419,8 @@ fn ctrl_c_ends_a_run_whose_handler_does_not_answer() {
 fn a_caller_that_dies_mid_call_changes_nothing() {
     let _serial = serial();
     let Some(env) = env() else { return };
-    let w = env.workdir("caller-dies");
-    let sock = env.workdir("caller-dies-control").join("socket");
     let script = "touch f g; chown 0:50 f; chown 0:60 g; stat -c %u:%g f g";
-    let mut c =
-        env.as_user(&w, &[env.bin.to_str().unwrap(), "run", "--consistent", "--control", sock.to_str().unwrap(), "--", "sh", "-c", script]);
+    let (mut c, sock) = controlled(env, "caller-dies", &env.workdir("caller-dies"), &[], script, &env.bin);
     let mut child = c.env("ROOTEMU_TEST_STOP_BEFORE_ANSWER", "1").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let (t0, mut killed, mut gone) = (Instant::now(), false, 0);
     while child.try_wait().unwrap().is_none() {

@@ -3,7 +3,7 @@
 //! chown and stat families go to the supervisor), measured by this binary's `--probe` mode.
 
 use super::report::{Json, Section, Table, mm};
-use super::workloads::{USER, Unpriv};
+use super::workloads::{USER, Unpriv, failure};
 use super::{Plan, Stat, ratios, rotated};
 use std::ffi::CString;
 use std::fs;
@@ -139,9 +139,7 @@ pub(crate) fn run(plan: Plan) -> Result<Section, String> {
                 }
                 _ => {
                     ns[c][m].push(f64::NAN);
-                    let err = String::from_utf8_lossy(&out.stderr);
-                    let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_string();
-                    fails[c][m].get_or_insert(format!("{}: {last}", out.status));
+                    fails[c][m].get_or_insert(failure(&out));
                 }
             }
         }

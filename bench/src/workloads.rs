@@ -85,13 +85,16 @@ pub(crate) fn timed(c: &mut Command) -> (f64, Result<(), String>) {
     let dt = t0.elapsed().as_secs_f64();
     match out {
         Ok(o) if o.status.success() => (dt, Ok(())),
-        Ok(o) => {
-            let err = String::from_utf8_lossy(&o.stderr);
-            let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").chars().take(160).collect::<String>();
-            (dt, Err(format!("{}: {last}", o.status)))
-        }
+        Ok(o) => (dt, Err(failure(&o))),
         Err(e) => (dt, Err(e.to_string())),
     }
+}
+
+/// How a command failed: its exit status and the last line of its stderr.
+pub(crate) fn failure(o: &std::process::Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr);
+    let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").chars().take(160).collect::<String>();
+    format!("{}: {last}", o.status)
 }
 
 /// Whether `tool` is in the PATH commands run with.

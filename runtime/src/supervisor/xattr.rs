@@ -57,8 +57,9 @@ fn value(caller: &Caller, n: &Notified, args: &[u64; 6]) -> Result<Value, Fail> 
     if given < XATTR_ARGS_SIZE {
         return Err(Fail::Errno(libc::EINVAL));
     }
-    if given > 4096 {
-        return Err(Fail::Errno(libc::E2BIG));
+    // SAFETY: sysconf with a constant; the handler runs on the caller's kernel.
+    if given > unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64 {
+        return Err(Fail::Errno(libc::E2BIG)); // copy_struct_from_user's limit: one page
     }
     let raw = caller.read(at, XATTR_ARGS_SIZE as usize)?;
     let be = |b: &mut dyn Iterator<Item = &u8>| b.fold(0u64, |v, x| (v << 8) | u64::from(*x));
